@@ -1,0 +1,34 @@
+"""escalate: start every LLM call on the cheapest model that might do, check the answer,
+escalate only when it fails, and keep a receipt of what it cost and why.
+
+>>> from escalate import escalating, receipt_of
+"""
+
+from escalate._decorator import escalating
+from escalate._engine import Retry
+from escalate._pricing import Price
+from escalate._receipt import Attempt, Move, Receipt, receipt_of
+from escalate._tiers import Tier
+from escalate.exceptions import (
+    AllTiersFailed,
+    ConfigurationError,
+    EscalateError,
+    EscalationFailed,
+    ProviderExhausted,
+)
+
+__all__ = [
+    "AllTiersFailed",
+    "Attempt",
+    "ConfigurationError",
+    "EscalateError",
+    "EscalationFailed",
+    "Move",
+    "Price",
+    "ProviderExhausted",
+    "Receipt",
+    "Retry",
+    "Tier",
+    "escalating",
+    "receipt_of",
+]

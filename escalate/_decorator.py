@@ -1,0 +1,184 @@
+"""``@escalating``: check the configuration once, then wrap the prompt function.
+
+The decorator knows nothing of providers: it turns the prompt function's return value
+into messages, hands them to a face (sync or async, following the prompt function), and
+attaches the receipt to the result.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, Literal, ParamSpec, Protocol, TypeVar, overload
+
+import wrapt
+from pydantic import BaseModel, ValidationError
+
+from escalate._engine import Messages, Plan, Retry, Trigger
+from escalate._faces import run_async, run_sync
+from escalate._receipt import Receipt, attach
+from escalate._tiers import Tier, build_tiers
+from escalate.exceptions import ConfigurationError
+
+__all__ = ["escalating"]
+
+P = ParamSpec("P")
+M = TypeVar("M", bound=BaseModel)
+M_co = TypeVar("M_co", bound=BaseModel, covariant=True)
+
+Message = dict[str, Any]
+Prompt = str | Sequence[Message]
+"""What a prompt function returns: one user message, or a list of chat messages."""
+
+OnSpec = type[BaseException] | tuple[type[BaseException], ...] | Callable[[BaseException], bool]
+
+
+class Decorator(Protocol[M_co]):
+    """What ``escalating(...)`` returns: apply it to a sync or async prompt function."""
+
+    @overload
+    def __call__(
+        self, fn: Callable[P, Coroutine[Any, Any, Prompt]]
+    ) -> Callable[P, Coroutine[Any, Any, M_co]]: ...
+
+    @overload
+    def __call__(self, fn: Callable[P, Prompt]) -> Callable[P, M_co]: ...
+
+
+def escalating(
+    *,
+    tiers: Sequence[str | Tier],
+    response_model: type[M],
+    on: OnSpec = ValidationError,
+    retry: Retry | None = None,
+    on_provider_exhausted: Literal["escalate", "raise"] = "escalate",
+    carry_failure: bool = False,
+) -> Decorator[M]:
+    """Run the decorated prompt on the cheapest tier first and escalate on failure.
+
+    The decorated function returns the prompt (a string, or a list of chat messages); the
+    result of calling it is a ``response_model`` instance from the cheapest tier whose
+    answer held. :func:`~escalate.receipt_of` on that result tells the whole story.
+
+    - ``tiers``: cheapest first; ``"provider/model"`` strings or :class:`~escalate.Tier`.
+    - ``response_model``: a pydantic model; a validation failure (after the tier's
+      re-asks) always moves the task up.
+    - ``on``: more exceptions that count as a quality failure and move the task up: an
+      exception type, a tuple of them, or a predicate. Anything unmatched passes through
+      unchanged.
+    - ``retry``: how provider failures (429, 5xx, 529, timeouts, dropped connections) are
+      retried before moving sideways to a tier's ``fallbacks``.
+    - ``on_provider_exhausted``: when every deployment of a tier fails at the provider,
+      ``"escalate"`` (move up) or ``"raise"`` (:class:`~escalate.ProviderExhausted`).
+    - ``carry_failure``: give the next tier the rejected answer and why it was rejected
+      (default: the next tier sees the original prompt only).
+
+    Configuration mistakes raise :class:`~escalate.ConfigurationError` here, not at call time.
+    """
+    built = build_tiers(tiers)
+    _check_response_model(response_model)
+    trigger = _as_trigger(on)
+    if retry is not None and not isinstance(retry, Retry):
+        raise ConfigurationError(f"retry must be a Retry(...), got {type(retry).__name__}")
+    if on_provider_exhausted not in ("escalate", "raise"):
+        raise ConfigurationError(
+            f"on_provider_exhausted must be 'escalate' or 'raise', got {on_provider_exhausted!r}"
+        )
+
+    def decorate(fn: Callable[..., Any]) -> Any:
+        if not callable(fn):
+            raise ConfigurationError(f"@escalating decorates a function, got {type(fn).__name__}")
+        is_async = inspect.iscoroutinefunction(fn)
+        for tier in built:
+            for deployment in tier.deployments:
+                deployment.check_flavour(is_async)
+        plan = Plan(
+            function=getattr(fn, "__qualname__", repr(fn)),
+            tiers=built,
+            response_model=response_model,
+            on=trigger,
+            retry=retry or Retry(),
+            on_provider_exhausted=on_provider_exhausted,
+            carry_failure=carry_failure,
+        )
+        return _async_wrapper(plan)(fn) if is_async else _sync_wrapper(plan)(fn)
+
+    return decorate
+
+
+def _sync_wrapper(plan: Plan) -> Any:
+    @wrapt.decorator
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+        messages = to_messages(wrapped(*args, **kwargs), plan.function)
+        return _finish(plan, *run_sync(plan, messages))
+
+    return wrapper
+
+
+def _async_wrapper(plan: Plan) -> Any:
+    @wrapt.decorator
+    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
+        messages = to_messages(await wrapped(*args, **kwargs), plan.function)
+        return _finish(plan, *await run_async(plan, messages))
+
+    return wrapper
+
+
+def _finish(plan: Plan, value: Any, receipt: Receipt) -> Any:
+    model = plan.response_model
+    if type(value) is not model and isinstance(value, model):
+        # instructor answers with a subclass of its own making; users compare, dump and
+        # pickle their own class, so rebuild it (already validated: no second validation).
+        value = model.model_construct(
+            _fields_set=value.model_fields_set,
+            **{name: getattr(value, name) for name in type(value).model_fields},
+        )
+    attach(value, receipt)
+    return value
+
+
+_ROLES = frozenset({"system", "user", "assistant"})
+
+
+def to_messages(prompt: object, function: str) -> Messages:
+    """The prompt function's return value as chat messages, or a clear TypeError."""
+    if isinstance(prompt, str):
+        return [{"role": "user", "content": prompt}]
+    if isinstance(prompt, Sequence) and prompt and all(_is_message(m) for m in prompt):
+        return [dict(m) for m in prompt]
+    raise TypeError(
+        f"the prompt function {function} returned {type(prompt).__name__}: return a str "
+        "(one user message) or a non-empty list of {'role': 'system'|'user'|'assistant', "
+        "'content': ...} messages"
+    )
+
+
+def _is_message(item: object) -> bool:
+    return isinstance(item, dict) and item.get("role") in _ROLES and "content" in item
+
+
+def _check_response_model(response_model: object) -> None:
+    if not (isinstance(response_model, type) and issubclass(response_model, BaseModel)):
+        raise ConfigurationError(
+            f"response_model must be a pydantic BaseModel subclass, got {response_model!r}"
+        )
+
+
+def _as_trigger(on: object) -> Trigger:
+    if isinstance(on, type) and issubclass(on, BaseException):
+        types: tuple[type[BaseException], ...] = (on,)
+    elif (
+        isinstance(on, tuple)
+        and on
+        and all(isinstance(t, type) and issubclass(t, BaseException) for t in on)
+    ):
+        types = on
+    elif callable(on) and not isinstance(on, type):
+        predicate: Callable[[BaseException], bool] = on
+        return predicate
+    else:
+        raise ConfigurationError(
+            f"on must be an exception type, a non-empty tuple of them, or a predicate "
+            f"taking the exception, got {on!r}"
+        )
+    return lambda error: isinstance(error, types)

@@ -1,0 +1,44 @@
+"""What one call of a tier came to: the vocabulary between the tiers and the engine.
+
+The tiers turn whatever the SDKs and instructor did into one of these; the engine decides
+what follows from them alone, knowing nothing of any SDK.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from escalate._receipt import Attempt
+
+__all__ = ["Answered", "Failed", "FailureKind", "TierCall"]
+
+FailureKind = Literal["provider", "quality", "other"]
+"""``provider``: transient trouble at the provider (retry, then sideways).
+``quality``: the answer was not good enough (up a tier).
+``other``: anything else; it passes through unless ``on`` matches it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """The tier gave an answer that parsed and validated."""
+
+    value: Any
+    attempts: tuple[Attempt, ...]
+    completion: Any = None
+    """The raw completion of the answering request (for gates that read logprobs)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """The tier gave no usable answer."""
+
+    kind: FailureKind
+    trigger: str
+    reason: str
+    error: BaseException
+    attempts: tuple[Attempt, ...]
+    retry_after: float | None = None
+
+
+TierCall = Answered | Failed

@@ -1,0 +1,100 @@
+"""Usage to US dollars: a tier's own price if it has one, else genai-prices, else unknown.
+
+Costs are never guessed. A price is looked up at the model that actually served the
+request (``served_model``), not the one asked for; when neither the tier nor genai-prices
+knows it, the cost is ``None`` and the note says why.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal
+
+__all__ = ["Price", "Priced", "price_usage"]
+
+_MILLION = Decimal(1_000_000)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Price:
+    """A price per million tokens, in USD, for tiers genai-prices does not know (or that
+    you pay differently for: a negotiated rate, a self-hosted model).
+
+    ``cached_input`` defaults to ``input`` (no discount assumed).
+    """
+
+    input: Decimal | float | str
+    output: Decimal | float | str
+    cached_input: Decimal | float | str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("input", "output", "cached_input"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            as_decimal = Decimal(str(value))
+            if not as_decimal.is_finite() or as_decimal < 0:
+                raise ValueError(f"Price.{name} must be a finite number >= 0, got {value!r}")
+            object.__setattr__(self, name, as_decimal)
+
+    def cost(self, input_tokens: int, output_tokens: int, cached_tokens: int) -> Decimal:
+        cached_rate = Decimal(self.input if self.cached_input is None else self.cached_input)
+        uncached = max(input_tokens - cached_tokens, 0)
+        total = (
+            uncached * Decimal(self.input)
+            + cached_tokens * cached_rate
+            + output_tokens * Decimal(self.output)
+        )
+        return total / _MILLION
+
+
+@dataclass(frozen=True)
+class Priced:
+    cost_usd: Decimal | None
+    source: Literal["genai-prices", "tier price"] | None
+    note: str | None
+
+
+@functools.cache
+def _genai_prices() -> Any:
+    # Imported on first use: the bundled price table costs ~260 ms to load.
+    import genai_prices
+
+    return genai_prices
+
+
+def price_usage(
+    *,
+    provider: str,
+    model: str | None,
+    input_tokens: int | None,
+    output_tokens: int | None,
+    cached_tokens: int | None,
+    override: Price | None,
+    priced_by_genai: bool,
+) -> Priced:
+    """Price one attempt's usage.
+
+    ``priced_by_genai`` is false for tiers whose provider genai-prices cannot be trusted
+    to know (an OpenAI-compatible server of your own): only ``override`` prices those.
+    """
+    if input_tokens is None or output_tokens is None:
+        return Priced(None, None, "the response reported no token usage")
+    cached = cached_tokens or 0
+    if override is not None:
+        return Priced(override.cost(input_tokens, output_tokens, cached), "tier price", None)
+    if not priced_by_genai:
+        return Priced(None, None, f"no price for a {provider} tier: give Tier(price=Price(...))")
+    if model is None:
+        return Priced(None, None, "the response did not say which model served it")
+    prices = _genai_prices()
+    usage = prices.Usage(
+        input_tokens=input_tokens, cache_read_tokens=cached, output_tokens=output_tokens
+    )
+    try:
+        total = prices.calc_price(usage, model, provider_id=provider).total_price
+    except LookupError:
+        return Priced(None, None, f"genai-prices has no price for {provider} model {model!r}")
+    return Priced(Decimal(total), "genai-prices", None)

@@ -1,0 +1,621 @@
+"""Tiers: what a user names, the deployments behind it, and the one place that talks to SDKs.
+
+A tier is ``"provider/model"`` or a :class:`Tier`. Each tier has one or more *deployments*
+(itself, then its ``fallbacks``): equivalent places to send the same request when the
+provider fails. The provider SDKs (openai, anthropic) and instructor are imported here and
+nowhere else; a new provider is one more :class:`_Provider` entry.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import email.utils
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from escalate._outcomes import Answered, Failed, TierCall
+from escalate._pricing import Price, price_usage
+from escalate._receipt import Attempt
+from escalate.exceptions import ConfigurationError
+
+if TYPE_CHECKING:
+    from instructor import Mode
+
+__all__ = ["Deployment", "Tier", "build_tiers"]
+
+Messages = list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Tier:
+    """One rung of the ladder, with everything that may differ between rungs.
+
+    ``model`` is ``"provider/model"``: ``openai/gpt-4o-mini``, ``anthropic/claude-sonnet-4-5``,
+    or ``compatible/<model>`` for any OpenAI-compatible server (vLLM, Ollama, llama.cpp),
+    which needs ``base_url``. Everything else is optional:
+
+    - ``name``: how receipts call this tier (default: ``model``).
+    - ``client``: a ready SDK client (``openai.OpenAI``, ``openai.AsyncOpenAI``,
+      ``anthropic.Anthropic``, ``anthropic.AsyncAnthropic``); its own retries are switched
+      off. Or ``base_url`` and ``api_key`` to build one (the key defaults to the SDK's
+      environment variable).
+    - ``mode``: the instructor mode (default: instructor's for the provider).
+    - ``create_kwargs``: extra arguments for every request (temperature, max_tokens, ...).
+    - ``max_reasks``: re-asks instructor may make on this tier after a validation error
+      before the task moves up (default 0).
+    - ``timeout``: seconds per request.
+    - ``price``: a :class:`Price` that overrides genai-prices for this tier.
+    - ``fallbacks``: equivalent deployments (strings or Tiers) tried, in order, when this
+      one keeps failing at the provider.
+    """
+
+    model: str
+    name: str | None = field(default=None, kw_only=True)
+    client: Any = field(default=None, kw_only=True, repr=False)
+    base_url: str | None = field(default=None, kw_only=True)
+    api_key: str | None = field(default=None, kw_only=True, repr=False)
+    mode: Mode | None = field(default=None, kw_only=True)
+    create_kwargs: Mapping[str, Any] = field(default_factory=dict, kw_only=True)
+    max_reasks: int = field(default=0, kw_only=True)
+    timeout: float | None = field(default=None, kw_only=True)
+    price: Price | None = field(default=None, kw_only=True)
+    fallbacks: Sequence[Tier | str] = field(default=(), kw_only=True)
+    gates: Sequence[Any] = field(default=(), kw_only=True)
+    """Gates checked on this tier's answers only, after the function's own."""
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.model
+
+
+# --- providers -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Provider:
+    name: str
+    build_client: Callable[[bool, Tier], Any]
+    instructor_client: Callable[[Any, Mode | None], Any]
+    usage: Callable[[Any], tuple[int | None, int | None, int | None]]
+    raw_output: Callable[[Any], str | None]
+    genai_provider_id: str | None
+    """The provider id genai-prices knows; ``None``: only a tier price prices it."""
+    needs_base_url: bool = False
+    default_create_kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _build_openai(is_async: bool, tier: Tier) -> Any:
+    import openai
+
+    cls = openai.AsyncOpenAI if is_async else openai.OpenAI
+    # The compatible servers one runs locally (Ollama, llama.cpp) take any key.
+    key = tier.api_key or ("unused" if tier.model.startswith("compatible/") else None)
+    return cls(api_key=key, base_url=tier.base_url, max_retries=0)
+
+
+def _build_anthropic(is_async: bool, tier: Tier) -> Any:
+    import anthropic
+
+    cls = anthropic.AsyncAnthropic if is_async else anthropic.Anthropic
+    return cls(api_key=tier.api_key, base_url=tier.base_url, max_retries=0)
+
+
+def _instructor_openai(client: Any, mode: Mode | None) -> Any:
+    import instructor
+
+    return instructor.from_openai(client, mode=mode or instructor.Mode.TOOLS)
+
+
+def _instructor_anthropic(client: Any, mode: Mode | None) -> Any:
+    import instructor
+
+    return instructor.from_anthropic(client, mode=mode or instructor.Mode.ANTHROPIC_TOOLS)
+
+
+def _openai_usage(response: Any) -> tuple[int | None, int | None, int | None]:
+    usage = getattr(response, "usage", None)
+    if usage is None:
+        return None, None, None
+    details = getattr(usage, "prompt_tokens_details", None)
+    cached = getattr(details, "cached_tokens", None) or 0
+    # prompt_tokens already counts cached tokens.
+    return usage.prompt_tokens, usage.completion_tokens, cached
+
+
+def _anthropic_usage(response: Any) -> tuple[int | None, int | None, int | None]:
+    usage = getattr(response, "usage", None)
+    if usage is None:
+        return None, None, None
+    cache_read = getattr(usage, "cache_read_input_tokens", None) or 0
+    cache_write = getattr(usage, "cache_creation_input_tokens", None) or 0
+    # Anthropic's input_tokens leaves cache reads and writes out; receipts count all input.
+    return usage.input_tokens + cache_read + cache_write, usage.output_tokens, cache_read
+
+
+def _openai_raw_output(response: Any) -> str | None:
+    choices = getattr(response, "choices", None)
+    if not choices:
+        return None
+    message = choices[0].message
+    if message.tool_calls:
+        return "\n".join(call.function.arguments for call in message.tool_calls)
+    if message.content is not None:
+        return str(message.content)
+    if getattr(message, "refusal", None):
+        return f"[refusal] {message.refusal}"
+    return None
+
+
+def _anthropic_raw_output(response: Any) -> str | None:
+    parts = []
+    for block in getattr(response, "content", None) or ():
+        if block.type == "tool_use":
+            parts.append(json.dumps(block.input, ensure_ascii=False))
+        elif block.type == "text":
+            parts.append(block.text)
+    return "\n".join(parts) if parts else None
+
+
+_OPENAI = _Provider(
+    name="openai",
+    build_client=_build_openai,
+    instructor_client=_instructor_openai,
+    usage=_openai_usage,
+    raw_output=_openai_raw_output,
+    genai_provider_id="openai",
+)
+_PROVIDERS: dict[str, _Provider] = {
+    "openai": _OPENAI,
+    "anthropic": _Provider(
+        name="anthropic",
+        build_client=_build_anthropic,
+        instructor_client=_instructor_anthropic,
+        usage=_anthropic_usage,
+        raw_output=_anthropic_raw_output,
+        genai_provider_id="anthropic",
+        default_create_kwargs={"max_tokens": 4096},
+    ),
+    "compatible": _Provider(
+        name="compatible",
+        build_client=_build_openai,
+        instructor_client=_instructor_openai,
+        usage=_openai_usage,
+        raw_output=_openai_raw_output,
+        genai_provider_id=None,
+        needs_base_url=True,
+    ),
+}
+
+
+def _client_flavour(client: Any) -> tuple[str, bool]:
+    """(provider, is_async) of a user's SDK client."""
+    import anthropic
+    import openai
+
+    if isinstance(client, openai.AsyncOpenAI):
+        return "openai", True
+    if isinstance(client, openai.OpenAI):
+        return "openai", False
+    if isinstance(client, anthropic.AsyncAnthropic):
+        return "anthropic", True
+    if isinstance(client, anthropic.Anthropic):
+        return "anthropic", False
+    raise ConfigurationError(
+        f"Tier(client=...) takes an openai or anthropic SDK client, got {type(client).__name__}"
+    )
+
+
+# --- failures ----------------------------------------------------------------------------
+
+_TRANSIENT_STATUS = {408: "timeout", 409: "conflict", 429: "rate_limit", 529: "overloaded"}
+
+
+def _retry_after(error: BaseException) -> float | None:
+    """Seconds the provider asked us to wait, from Retry-After(-ms) headers."""
+    response = getattr(error, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    if (ms := headers.get("retry-after-ms")) is not None:
+        try:
+            return max(float(ms) / 1000, 0.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        if parsed is None:
+            return None
+        return max((parsed - datetime.now(parsed.tzinfo)).total_seconds(), 0.0)
+
+
+def _classify_sdk_error(error: BaseException) -> tuple[str, str, int | None] | None:
+    """(trigger, reason, status) for a transient provider failure; None if not one."""
+    import anthropic
+    import openai
+
+    timeouts = (openai.APITimeoutError, anthropic.APITimeoutError)
+    connections = (openai.APIConnectionError, anthropic.APIConnectionError)
+    statuses = (openai.APIStatusError, anthropic.APIStatusError)
+    bad_bodies = (openai.APIResponseValidationError, anthropic.APIResponseValidationError)
+    if isinstance(error, timeouts):
+        return "timeout", "the request timed out", None
+    if isinstance(error, connections):
+        return "connection", f"connection failed: {error}", None
+    if isinstance(error, bad_bodies):
+        return "bad_response", f"the provider sent a body that does not parse: {error}", None
+    if isinstance(error, statuses):
+        status = error.status_code
+        if status in _TRANSIENT_STATUS or status >= 500:
+            trigger = _TRANSIENT_STATUS.get(status, "server_error")
+            return trigger, f"HTTP {status}: {_short(str(error))}", status
+    return None
+
+
+def _short(text: str, limit: int = 500) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _validation_reason(error: BaseException) -> str:
+    errors = getattr(error, "errors", None)
+    if callable(errors):
+        try:
+            items = errors()
+            return "; ".join(
+                f"{'.'.join(str(p) for p in e.get('loc', ())) or '(root)'}: {e.get('msg')}"
+                for e in items
+            )
+        except Exception:  # a user's error type with an errors() of its own
+            pass
+    return _short(f"{type(error).__name__}: {error}")
+
+
+# --- instructor's logs ---------------------------------------------------------------------
+
+_in_tier_call = contextvars.ContextVar("escalate_in_tier_call", default=False)
+
+
+class _DemoteInstructorErrors(logging.Filter):
+    """instructor logs every exhausted call at ERROR ("Max retries exceeded"). Inside an
+    escalating call that is the designed path, and the receipt holds it all: demote those
+    records to DEBUG so they reach only handlers that asked for debug output."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _in_tier_call.get() and record.levelno > logging.DEBUG:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
+logging.getLogger("instructor.v2.retry").addFilter(_DemoteInstructorErrors())
+
+
+# --- deployments -------------------------------------------------------------------------
+
+
+class _Recorder:
+    """Turns instructor's per-request hooks into one Attempt each.
+
+    instructor turns ``response.usage`` into a running total in place, so usage is copied
+    the moment each response arrives.
+    """
+
+    def __init__(self, deployment: Deployment) -> None:
+        self.deployment = deployment
+        self.pending: list[dict[str, Any]] = []
+
+    def hooks(self) -> Any:
+        from instructor.core.hooks import Hooks
+
+        hooks = Hooks()
+        hooks.on("completion:kwargs", self._on_request)
+        hooks.on("completion:response", self._on_response)
+        hooks.on("parse:error", self._on_parse_error)
+        return hooks
+
+    def _on_request(self, *args: Any, **kwargs: Any) -> None:
+        self.pending.append(
+            {"started": time.perf_counter(), "started_at": datetime.now(UTC), "response": None}
+        )
+
+    def _on_response(self, response: Any, *args: Any, **kwargs: Any) -> None:
+        record = self.pending[-1]
+        provider = self.deployment.provider
+        record["latency"] = time.perf_counter() - record["started"]
+        record["response"] = response
+        record["served_model"] = getattr(response, "model", None)
+        record["usage"] = provider.usage(response)
+        record["raw_output"] = provider.raw_output(response)
+
+    def _on_parse_error(self, error: BaseException, *args: Any, **kwargs: Any) -> None:
+        self.pending[-1]["failure"] = ("rejected", "validation", _validation_reason(error))
+
+    def attempts(
+        self, last: tuple[str, str | None, str | None, int | None] | None
+    ) -> tuple[Attempt, ...]:
+        """The attempts so far; ``last`` (outcome, trigger, reason, status) stamps the final
+        one when the call ended in an exception."""
+        built = []
+        for index, record in enumerate(self.pending):
+            outcome, trigger, reason = record.get("failure", ("answered", None, None))
+            status = None
+            if index == len(self.pending) - 1 and last is not None:
+                outcome, trigger, reason, status = last
+            built.append(self.deployment.attempt(record, index, outcome, trigger, reason, status))
+        return tuple(built)
+
+
+class Deployment:
+    """One place a tier's request can go: the tier itself or one of its fallbacks.
+
+    Builds its SDK and instructor clients on first use (sync and async separately) and
+    turns everything a request can come to into an :data:`~escalate._outcomes.TierCall`.
+    """
+
+    def __init__(self, tier: Tier, config: Tier, name: str) -> None:
+        self.tier_name = tier.display_name
+        self.name = name
+        self.config = config
+        provider_name, _, self.model = config.model.partition("/")
+        self.provider = _PROVIDERS[provider_name]
+        self._clients: dict[bool, Any] = {}
+        self._lock = threading.Lock()
+        self._secrets = tuple(s for s in (config.api_key, _client_key(config.client)) if s)
+        self._create_kwargs = {
+            **self.provider.default_create_kwargs,
+            **config.create_kwargs,
+            **({"timeout": config.timeout} if config.timeout is not None else {}),
+        }
+
+    def __repr__(self) -> str:
+        return f"Deployment({self.name!r}, model={self.config.model!r})"
+
+    def check_flavour(self, is_async: bool) -> None:
+        """Raise ConfigurationError if a given client cannot serve this face."""
+        if self.config.client is None:
+            return
+        _, client_is_async = _client_flavour(self.config.client)
+        if client_is_async != is_async:
+            want = "an async" if is_async else "a sync"
+            raise ConfigurationError(
+                f"tier {self.name!r} was given a {'async' if client_is_async else 'sync'} "
+                f"client, but the decorated function is {'async' if is_async else 'sync'}: "
+                f"give it {want} client (or base_url/api_key and escalate builds both)"
+            )
+
+    def instructor(self, is_async: bool) -> Any:
+        client = self._clients.get(is_async)
+        if client is None:
+            with self._lock:
+                client = self._clients.get(is_async)
+                if client is None:
+                    client = self._build(is_async)
+                    self._clients[is_async] = client
+        return client
+
+    def _build(self, is_async: bool) -> Any:
+        sdk_client = self.config.client
+        if sdk_client is None:
+            sdk_client = self.provider.build_client(is_async, self.config)
+        else:
+            # Hidden SDK retries would hide requests from the receipt: retry in one place.
+            sdk_client = sdk_client.with_options(max_retries=0)
+        return self.provider.instructor_client(sdk_client, self.config.mode)
+
+    def request(
+        self, messages: Messages, response_model: type[Any]
+    ) -> tuple[dict[str, Any], _Recorder]:
+        recorder = _Recorder(self)
+        kwargs = {
+            **self._create_kwargs,
+            "model": self.model,
+            "messages": messages,
+            "response_model": response_model,
+            "max_retries": self.config.max_reasks,
+            "hooks": recorder.hooks(),
+        }
+        return kwargs, recorder
+
+    def call_sync(self, messages: Messages, response_model: type[Any]) -> TierCall:
+        kwargs, recorder = self.request(messages, response_model)
+        token = _in_tier_call.set(True)
+        try:
+            value, completion = self.instructor(False).create_with_completion(**kwargs)
+        except Exception as error:
+            return self.failed(error, recorder)
+        finally:
+            _in_tier_call.reset(token)
+        return Answered(value, recorder.attempts(None), completion)
+
+    async def call_async(self, messages: Messages, response_model: type[Any]) -> TierCall:
+        kwargs, recorder = self.request(messages, response_model)
+        token = _in_tier_call.set(True)
+        try:
+            value, completion = await self.instructor(True).create_with_completion(**kwargs)
+        except Exception as error:
+            return self.failed(error, recorder)
+        finally:
+            _in_tier_call.reset(token)
+        return Answered(value, recorder.attempts(None), completion)
+
+    def failed(self, error: Exception, recorder: _Recorder) -> Failed:
+        """Tell a provider failure from a bad answer from anything else."""
+        from instructor.core.exceptions import IncompleteOutputException, InstructorRetryException
+
+        cause: BaseException = error
+        if isinstance(error, InstructorRetryException) and error.__cause__ is not None:
+            cause = error.__cause__
+        provider_failure = _classify_sdk_error(cause)
+        if provider_failure is not None:
+            trigger, reason, status = provider_failure
+            reason = self.scrub(reason)
+            if not recorder.pending or recorder.pending[-1]["response"] is not None:
+                recorder._on_request()  # instructor emitted no request hook for it
+            attempts = recorder.attempts(("provider_error", trigger, reason, status))
+            return Failed("provider", trigger, reason, cause, attempts, _retry_after(cause))
+        if isinstance(error, InstructorRetryException) and error.failed_attempts:
+            reason = self.scrub(_validation_reason(error.failed_attempts[-1].exception))
+            attempts = recorder.attempts(("rejected", "validation", reason, None))
+            return Failed("quality", "validation", reason, cause, attempts)
+        if isinstance(cause, IncompleteOutputException):
+            reason = "the output was cut off at the token limit"
+            attempts = recorder.attempts(("rejected", "truncated", reason, None))
+            return Failed("quality", "truncated", reason, cause, attempts)
+        reason = self.scrub(_short(f"{type(cause).__name__}: {cause}"))
+        status = getattr(cause, "status_code", None)
+        attempts = recorder.attempts(("error", "error", reason, status)) if recorder.pending else ()
+        return Failed("other", "error", reason, cause, attempts)
+
+    def attempt(
+        self,
+        record: Mapping[str, Any],
+        index: int,
+        outcome: Any,
+        trigger: str | None,
+        reason: str | None,
+        status: int | None,
+    ) -> Attempt:
+        input_tokens, output_tokens, cached = record.get("usage", (None, None, None))
+        served = record.get("served_model")
+        priced = price_usage(
+            provider=self.provider.genai_provider_id or self.provider.name,
+            model=served,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cached_tokens=cached,
+            override=self.config.price,
+            priced_by_genai=self.provider.genai_provider_id is not None,
+        )
+        latency = record.get("latency", time.perf_counter() - record["started"])
+        raw = record.get("raw_output")
+        priced_cost, source, note = priced.cost_usd, priced.source, priced.note
+        if record.get("response") is None:
+            priced_cost, source, note = _unanswered_cost(trigger)
+        return Attempt(
+            tier=self.tier_name,
+            deployment=self.name,
+            provider=self.provider.name,
+            requested_model=self.model,
+            served_model=served,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cached_tokens=cached,
+            cost_usd=priced_cost,
+            cost_source=source,
+            cost_note=note,
+            latency_s=latency,
+            outcome=outcome,
+            trigger=trigger,
+            reason=reason,
+            status_code=status,
+            raw_output=self.scrub(raw) if raw is not None else None,
+            reask=index,
+            started_at=record["started_at"],
+        )
+
+    def scrub(self, text: str) -> str:
+        """Remove any API key this deployment knows from text bound for a receipt."""
+        for secret in self._secrets:
+            text = text.replace(secret, "[redacted]")
+        return text
+
+
+def _unanswered_cost(trigger: str | None) -> tuple[Decimal | None, None, str]:
+    if trigger == "timeout":
+        # The provider may have generated (and billed) tokens we never saw.
+        return None, None, "timed out: the provider may have billed tokens that never arrived"
+    return Decimal(0), None, "the provider returned no completion, so nothing was billed"
+
+
+def _client_key(client: Any) -> str | None:
+    key = getattr(client, "api_key", None)
+    return key if isinstance(key, str) else None
+
+
+# --- configuration -----------------------------------------------------------------------
+
+
+def _as_tier(spec: Tier | str, where: str) -> Tier:
+    if isinstance(spec, str):
+        spec = Tier(spec)
+    if not isinstance(spec, Tier):
+        raise ConfigurationError(
+            f"{where}: a tier is a 'provider/model' string or a Tier, got {type(spec).__name__}"
+        )
+    provider, slash, model = spec.model.partition("/")
+    if not slash or not provider or not model:
+        raise ConfigurationError(
+            f"{where}: tier {spec.model!r} must be 'provider/model', "
+            f"e.g. 'openai/gpt-4o-mini' (providers: {', '.join(_PROVIDERS)})"
+        )
+    if provider not in _PROVIDERS:
+        raise ConfigurationError(
+            f"{where}: unknown provider {provider!r} in {spec.model!r}; known providers: "
+            f"{', '.join(_PROVIDERS)} (any OpenAI-compatible server is "
+            f"Tier('compatible/<model>', base_url=...))"
+        )
+    if _PROVIDERS[provider].needs_base_url and not spec.base_url and spec.client is None:
+        raise ConfigurationError(f"{where}: tier {spec.model!r} needs base_url=...")
+    if spec.client is not None:
+        given = _client_flavour(spec.client)[0]
+        wanted = "anthropic" if provider == "anthropic" else "openai"
+        if given != wanted:
+            raise ConfigurationError(
+                f"{where}: tier {spec.model!r} needs an {wanted} client, got an {given} one"
+            )
+    if not isinstance(spec.max_reasks, int) or spec.max_reasks < 0:
+        raise ConfigurationError(
+            f"{where}: max_reasks must be an int >= 0, got {spec.max_reasks!r}"
+        )
+    if spec.timeout is not None and not spec.timeout > 0:
+        raise ConfigurationError(f"{where}: timeout must be > 0 seconds, got {spec.timeout!r}")
+    if spec.price is not None and not isinstance(spec.price, Price):
+        raise ConfigurationError(f"{where}: price must be a Price, got {type(spec.price).__name__}")
+    return spec
+
+
+@dataclass(frozen=True)
+class BuiltTier:
+    """A checked tier and its deployments, in the order they are tried."""
+
+    tier: Tier
+    name: str
+    deployments: tuple[Deployment, ...]
+
+
+def build_tiers(specs: Sequence[Tier | str]) -> tuple[BuiltTier, ...]:
+    """Check every tier once, when the decorator is applied, and build its deployments."""
+    if isinstance(specs, (str, Tier)):
+        raise ConfigurationError("tiers must be a list of tiers, cheapest first, not one tier")
+    if not specs:
+        raise ConfigurationError("tiers is empty: give at least one 'provider/model'")
+    built: list[BuiltTier] = []
+    seen: set[str] = set()
+    for position, spec in enumerate(specs):
+        tier = _as_tier(spec, f"tiers[{position}]")
+        if tier.display_name in seen:
+            raise ConfigurationError(
+                f"tiers[{position}]: duplicate tier name {tier.display_name!r}; "
+                "give one of them Tier(..., name='...')"
+            )
+        seen.add(tier.display_name)
+        deployments = [Deployment(tier, tier, tier.display_name)]
+        for index, fallback_spec in enumerate(tier.fallbacks):
+            fallback = _as_tier(fallback_spec, f"tiers[{position}].fallbacks[{index}]")
+            name = fallback.name or fallback.model
+            if name in {d.name for d in deployments}:
+                name = f"{name}#{index + 2}"
+            deployments.append(Deployment(tier, fallback, name))
+        built.append(BuiltTier(tier, tier.display_name, tuple(deployments)))
+    return tuple(built)

@@ -1,0 +1,66 @@
+"""The exceptions escalate raises.
+
+The tree::
+
+    EscalateError                 every error escalate itself raises
+    ├── ConfigurationError        a bad decorator or tier setting (also a ValueError);
+    │                             raised when the decorator is applied, not at call time
+    └── EscalationFailed          the call produced no acceptable answer; carries .receipt
+        ├── AllTiersFailed        every tier was tried and none gave an answer that held
+        └── ProviderExhausted     a tier's deployments all failed at the provider and the
+                                  policy is to raise rather than escalate
+
+Exceptions that no trigger matches (a 401 from the provider, a bug in a prompt function)
+are never wrapped: they reach the caller unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from escalate._receipt import Receipt
+
+__all__ = [
+    "AllTiersFailed",
+    "ConfigurationError",
+    "EscalateError",
+    "EscalationFailed",
+    "ProviderExhausted",
+]
+
+
+class EscalateError(Exception):
+    """Base class of every error escalate raises itself."""
+
+
+class ConfigurationError(EscalateError, ValueError):
+    """A decorator or tier setting is wrong; the message names the setting and the fix."""
+
+
+class EscalationFailed(EscalateError):
+    """No tier produced an answer that held.
+
+    The whole story is in :attr:`receipt`: every attempt, its raw output, its tokens and
+    cost, and why it failed. The last underlying error is the ``__cause__``.
+    """
+
+    def __init__(self, message: str, *, receipt: Receipt) -> None:
+        super().__init__(message)
+        self.receipt = receipt
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keyword-only init: teach pickle how to rebuild us (multiprocessing, task queues).
+        return (_rebuild, (type(self), str(self), self.receipt))
+
+
+class AllTiersFailed(EscalationFailed):
+    """Every tier was tried; none gave an answer that passed its checks."""
+
+
+class ProviderExhausted(EscalationFailed):
+    """A tier's deployments all failed at the provider, and the policy says raise."""
+
+
+def _rebuild(cls: type[EscalationFailed], message: str, receipt: Receipt) -> EscalationFailed:
+    return cls(message, receipt=receipt)
