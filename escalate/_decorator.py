@@ -7,7 +7,9 @@ attaches the receipt to the result.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
+import weakref
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Literal, ParamSpec, Protocol, TypeVar, overload
 
@@ -17,7 +19,8 @@ from pydantic import BaseModel, ValidationError
 from escalate._engine import Messages, Plan, Retry, Trigger
 from escalate._faces import run_async, run_sync
 from escalate._receipt import Receipt, attach
-from escalate._tiers import Tier, build_tiers
+from escalate._switches import ALL_FUNCTIONS, tier_overrides
+from escalate._tiers import Backend, Tier, build_tiers
 from escalate.exceptions import ConfigurationError
 
 __all__ = ["escalating"]
@@ -47,7 +50,7 @@ class Decorator(Protocol[M_co]):
 
 def escalating(
     *,
-    tiers: Sequence[str | Tier],
+    tiers: Sequence[str | Tier | Backend],
     response_model: type[M],
     on: OnSpec = ValidationError,
     retry: Retry | None = None,
@@ -101,25 +104,49 @@ def escalating(
             on_provider_exhausted=on_provider_exhausted,
             carry_failure=carry_failure,
         )
-        return _async_wrapper(plan)(fn) if is_async else _sync_wrapper(plan)(fn)
+        _plans[fn] = plan
+        return _async_wrapper(plan, fn)(fn) if is_async else _sync_wrapper(plan, fn)(fn)
 
     return decorate
 
 
-def _sync_wrapper(plan: Plan) -> Any:
+_plans: weakref.WeakKeyDictionary[Callable[..., Any], Plan] = weakref.WeakKeyDictionary()
+
+
+def plan_of(function: Callable[..., Any]) -> Plan:
+    """The plan of an @escalating function (for escalate.testing); TypeError otherwise."""
+    original = getattr(function, "__wrapped__", function)
+    try:
+        return _plans[original]
+    except (KeyError, TypeError):
+        raise TypeError(f"{function!r} is not an @escalating function") from None
+
+
+def _current(plan: Plan, key: Callable[..., Any]) -> Plan:
+    """The plan with any tier override from escalate.testing in force."""
+    overrides = tier_overrides.get()
+    if not overrides:
+        return plan
+    tiers = overrides.get(key, overrides.get(ALL_FUNCTIONS))
+    return plan if tiers is None else dataclasses.replace(plan, tiers=tiers)
+
+
+def _sync_wrapper(plan: Plan, fn: Callable[..., Any]) -> Any:
     @wrapt.decorator
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
         messages = to_messages(wrapped(*args, **kwargs), plan.function)
-        return _finish(plan, *run_sync(plan, messages))
+        current = _current(plan, fn)
+        return _finish(current, *run_sync(current, messages))
 
     return wrapper
 
 
-def _async_wrapper(plan: Plan) -> Any:
+def _async_wrapper(plan: Plan, fn: Callable[..., Any]) -> Any:
     @wrapt.decorator
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
         messages = to_messages(await wrapped(*args, **kwargs), plan.function)
-        return _finish(plan, *await run_async(plan, messages))
+        current = _current(plan, fn)
+        return _finish(current, *await run_async(current, messages))
 
     return wrapper
 

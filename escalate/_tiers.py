@@ -18,17 +18,18 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from escalate._outcomes import Answered, Failed, TierCall
 from escalate._pricing import Price, price_usage
 from escalate._receipt import Attempt
-from escalate.exceptions import ConfigurationError
+from escalate._switches import blocked_providers
+from escalate.exceptions import ConfigurationError, ProviderCallBlocked
 
 if TYPE_CHECKING:
     from instructor import Mode
 
-__all__ = ["Deployment", "Tier", "build_tiers"]
+__all__ = ["Backend", "BuiltTier", "Deployment", "Tier", "build_tiers"]
 
 Messages = list[dict[str, Any]]
 
@@ -73,6 +74,25 @@ class Tier:
     @property
     def display_name(self) -> str:
         return self.name or self.model
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Anything that can serve a tier: escalate's own :class:`Deployment`, or a fake tier
+    from :mod:`escalate.testing`. Put one in ``tiers=[...]`` like a Tier.
+
+    A backend returns :class:`~escalate._outcomes.Answered` or ``Failed`` and never raises
+    for an answer it could not give.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    def check_flavour(self, is_async: bool) -> None: ...
+
+    def call_sync(self, messages: Messages, response_model: type[Any]) -> TierCall: ...
+
+    async def call_async(self, messages: Messages, response_model: type[Any]) -> TierCall: ...
 
 
 # --- providers -------------------------------------------------------------------------
@@ -427,7 +447,16 @@ class Deployment:
         }
         return kwargs, recorder
 
+    def _refuse_if_blocked(self) -> None:
+        blocker = blocked_providers.get()
+        if blocker is not None:
+            raise ProviderCallBlocked(
+                f"a real request to {self.config.model!r} (tier {self.tier_name!r}) was made "
+                f"while {blocker} blocks provider calls: fake the tier or replay a cassette"
+            )
+
     def call_sync(self, messages: Messages, response_model: type[Any]) -> TierCall:
+        self._refuse_if_blocked()
         kwargs, recorder = self.request(messages, response_model)
         token = _in_tier_call.set(True)
         try:
@@ -439,6 +468,7 @@ class Deployment:
         return Answered(value, recorder.attempts(None), completion)
 
     async def call_async(self, messages: Messages, response_model: type[Any]) -> TierCall:
+        self._refuse_if_blocked()
         kwargs, recorder = self.request(messages, response_model)
         token = _in_tier_call.set(True)
         try:
@@ -589,33 +619,38 @@ def _as_tier(spec: Tier | str, where: str) -> Tier:
 class BuiltTier:
     """A checked tier and its deployments, in the order they are tried."""
 
-    tier: Tier
     name: str
-    deployments: tuple[Deployment, ...]
+    deployments: tuple[Backend, ...]
+    gates: tuple[Any, ...] = ()
 
 
-def build_tiers(specs: Sequence[Tier | str]) -> tuple[BuiltTier, ...]:
+def build_tiers(specs: Sequence[Tier | str | Backend]) -> tuple[BuiltTier, ...]:
     """Check every tier once, when the decorator is applied, and build its deployments."""
-    if isinstance(specs, (str, Tier)):
+    if isinstance(specs, (str, Tier, Backend)):
         raise ConfigurationError("tiers must be a list of tiers, cheapest first, not one tier")
     if not specs:
         raise ConfigurationError("tiers is empty: give at least one 'provider/model'")
     built: list[BuiltTier] = []
-    seen: set[str] = set()
     for position, spec in enumerate(specs):
-        tier = _as_tier(spec, f"tiers[{position}]")
-        if tier.display_name in seen:
+        tier = _build_tier(spec, position)
+        if tier.name in {b.name for b in built}:
             raise ConfigurationError(
-                f"tiers[{position}]: duplicate tier name {tier.display_name!r}; "
+                f"tiers[{position}]: duplicate tier name {tier.name!r}; "
                 "give one of them Tier(..., name='...')"
             )
-        seen.add(tier.display_name)
-        deployments = [Deployment(tier, tier, tier.display_name)]
-        for index, fallback_spec in enumerate(tier.fallbacks):
-            fallback = _as_tier(fallback_spec, f"tiers[{position}].fallbacks[{index}]")
-            name = fallback.name or fallback.model
-            if name in {d.name for d in deployments}:
-                name = f"{name}#{index + 2}"
-            deployments.append(Deployment(tier, fallback, name))
-        built.append(BuiltTier(tier, tier.display_name, tuple(deployments)))
+        built.append(tier)
     return tuple(built)
+
+
+def _build_tier(spec: Tier | str | Backend, position: int) -> BuiltTier:
+    if not isinstance(spec, (str, Tier)) and isinstance(spec, Backend):
+        return BuiltTier(spec.name, (spec,), tuple(getattr(spec, "gates", ())))
+    tier = _as_tier(spec, f"tiers[{position}]")
+    deployments: list[Backend] = [Deployment(tier, tier, tier.display_name)]
+    for index, fallback_spec in enumerate(tier.fallbacks):
+        fallback = _as_tier(fallback_spec, f"tiers[{position}].fallbacks[{index}]")
+        name = fallback.name or fallback.model
+        if name in {d.name for d in deployments}:
+            name = f"{name}#{index + 2}"
+        deployments.append(Deployment(tier, fallback, name))
+    return BuiltTier(tier.display_name, tuple(deployments), tuple(tier.gates))

@@ -5,6 +5,7 @@ The tree::
     EscalateError                 every error escalate itself raises
     ├── ConfigurationError        a bad decorator or tier setting (also a ValueError);
     │                             raised when the decorator is applied, not at call time
+    ├── ProviderCallBlocked       a real provider request while escalate.testing blocks them
     └── EscalationFailed          the call produced no acceptable answer; carries .receipt
         ├── AllTiersFailed        every tier was tried and none gave an answer that held
         └── ProviderExhausted     a tier's deployments all failed at the provider and the
@@ -26,6 +27,7 @@ __all__ = [
     "ConfigurationError",
     "EscalateError",
     "EscalationFailed",
+    "ProviderCallBlocked",
     "ProviderExhausted",
 ]
 
@@ -36,6 +38,11 @@ class EscalateError(Exception):
 
 class ConfigurationError(EscalateError, ValueError):
     """A decorator or tier setting is wrong; the message names the setting and the fix."""
+
+
+class ProviderCallBlocked(EscalateError):
+    """A real provider request was made while :func:`escalate.testing.block_providers`
+    was in force: a test reached the network it meant to fake or replay."""
 
 
 class EscalationFailed(EscalateError):
