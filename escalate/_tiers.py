@@ -283,6 +283,18 @@ def _classify_sdk_error(error: BaseException) -> tuple[str, str, int | None] | N
     return None
 
 
+def _cassette_miss(error: BaseException) -> BaseException | None:
+    """vcrpy's CannotOverwriteExistingCassetteException, if it is behind ``error``."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if type(current).__name__ == "CannotOverwriteExistingCassetteException":
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def _short(text: str, limit: int = 500) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -486,6 +498,10 @@ class Deployment:
         cause: BaseException = error
         if isinstance(error, InstructorRetryException) and error.__cause__ is not None:
             cause = error.__cause__
+        if (miss := _cassette_miss(error)) is not None:
+            # A test asked for a request its cassette does not hold: neither a provider
+            # failure nor a bad answer, so never retried or escalated.
+            raise miss
         provider_failure = _classify_sdk_error(cause)
         if provider_failure is not None:
             trigger, reason, status = provider_failure
