@@ -14,6 +14,7 @@ from escalate.exceptions import (
     ConfigurationError,
     EscalateError,
     EscalationFailed,
+    ProviderCallBlocked,
     ProviderExhausted,
 )
 
@@ -25,6 +26,7 @@ __all__ = [
     "EscalationFailed",
     "Move",
     "Price",
+    "ProviderCallBlocked",
     "ProviderExhausted",
     "Receipt",
     "Retry",

@@ -92,7 +92,7 @@ class Retry:
     def retrying(self) -> tenacity.Retrying:
         """A fresh tenacity state machine (they hold per-run state, so one per run)."""
         fallback = tenacity.wait_exponential_jitter(
-            initial=self.initial, max=self.max, jitter=self.jitter
+            multiplier=self.initial, max=self.max, jitter=self.jitter
         )
         return tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.attempts) | _RetryAfterTooLong(self),

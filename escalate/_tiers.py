@@ -136,7 +136,7 @@ def _instructor_openai(client: Any, mode: Mode | None) -> Any:
 def _instructor_anthropic(client: Any, mode: Mode | None) -> Any:
     import instructor
 
-    return instructor.from_anthropic(client, mode=mode or instructor.Mode.ANTHROPIC_TOOLS)
+    return instructor.from_anthropic(client, mode=mode or instructor.Mode.TOOLS)
 
 
 def _openai_usage(response: Any) -> tuple[int | None, int | None, int | None]:
@@ -281,6 +281,12 @@ def _classify_sdk_error(error: BaseException) -> tuple[str, str, int | None] | N
             trigger = _TRANSIENT_STATUS.get(status, "server_error")
             return trigger, f"HTTP {status}: {_short(str(error))}", status
     return None
+
+
+def _is_garbled_body(error: BaseException, cause: BaseException) -> bool:
+    """The SDK raised a JSON error on the HTTP response itself (not on the model's answer:
+    instructor lists answers that failed to parse in ``failed_attempts``)."""
+    return isinstance(cause, json.JSONDecodeError) and getattr(error, "failed_attempts", None) == []
 
 
 def _cassette_miss(error: BaseException) -> BaseException | None:
@@ -503,6 +509,12 @@ class Deployment:
             # failure nor a bad answer, so never retried or escalated.
             raise miss
         provider_failure = _classify_sdk_error(cause)
+        if provider_failure is None and _is_garbled_body(error, cause):
+            provider_failure = (
+                "bad_response",
+                f"the provider sent a body that does not parse: {cause}",
+                None,
+            )
         if provider_failure is not None:
             trigger, reason, status = provider_failure
             reason = self.scrub(reason)

@@ -1,0 +1,142 @@
+"""Configuration mistakes fail when the decorator is applied, with a message naming them;
+the decorated function keeps its name, docstring, signature and async-ness."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import anthropic
+import openai
+import pytest
+from pydantic import BaseModel
+
+import escalate
+from escalate import ConfigurationError, Price, Retry, Tier, escalating, receipt_of
+from escalate.testing._server import ProviderServer, Reply
+
+
+class Answer(BaseModel):
+    text: str
+
+
+def prompt(question: str) -> str:
+    return question
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"tiers": []}, "tiers is empty"),
+        ({"tiers": "openai/gpt-4o-mini"}, "list of tiers"),
+        ({"tiers": ["gpt-4o-mini"]}, "must be 'provider/model'"),
+        ({"tiers": ["mistral/large"]}, "unknown provider 'mistral'"),
+        ({"tiers": ["openai/gpt-4o", "openai/gpt-4o"]}, "duplicate tier name 'openai/gpt-4o'"),
+        ({"tiers": [42]}, "got int"),
+        ({"tiers": ["compatible/llama3"]}, "needs base_url"),
+        ({"tiers": [Tier("openai/gpt-4o", max_reasks=-1)]}, "max_reasks"),
+        ({"tiers": [Tier("openai/gpt-4o", timeout=0)]}, "timeout"),
+        ({"tiers": [Tier("openai/gpt-4o", fallbacks=["nope"])]}, r"fallbacks\[0\]"),
+        ({"response_model": dict}, "pydantic BaseModel subclass"),
+        ({"response_model": Answer(text="x")}, "pydantic BaseModel subclass"),
+        ({"on": "ValidationError"}, "on must be an exception type"),
+        ({"on": ()}, "on must be an exception type"),
+        ({"on": (ValueError, 3)}, "on must be an exception type"),
+        ({"retry": {"attempts": 3}}, "retry must be a Retry"),
+        ({"on_provider_exhausted": "ignore"}, "on_provider_exhausted"),
+    ],
+)
+def test_configuration_mistakes_are_named_at_decoration(
+    kwargs: dict[str, Any], message: str
+) -> None:
+    settings: dict[str, Any] = {"tiers": ["openai/gpt-4o-mini"], "response_model": Answer}
+    settings.update(kwargs)
+    with pytest.raises(ConfigurationError, match=message):
+        escalating(**settings)
+
+
+def test_a_client_of_the_wrong_provider_or_flavour_is_refused() -> None:
+    sync_client = openai.OpenAI(api_key="k", base_url="http://127.0.0.1:9")
+    with pytest.raises(ConfigurationError, match="needs an anthropic client"):
+        escalating(
+            tiers=[Tier("anthropic/claude-haiku-4-5", client=sync_client)], response_model=Answer
+        )
+    decorate = escalating(
+        tiers=[Tier("openai/gpt-4o-mini", client=sync_client)], response_model=Answer
+    )
+    with pytest.raises(ConfigurationError, match="give it an async client"):
+
+        @decorate
+        async def ask(question: str) -> str:
+            return question
+
+    async_client = anthropic.AsyncAnthropic(api_key="k", base_url="http://127.0.0.1:9")
+    decorate = escalating(
+        tiers=[Tier("anthropic/claude-haiku-4-5", client=async_client)], response_model=Answer
+    )
+    with pytest.raises(ConfigurationError, match="give it a sync client"):
+        decorate(prompt)
+
+
+def test_bad_retry_and_price_values_are_named() -> None:
+    with pytest.raises(ConfigurationError, match=r"Retry\.attempts"):
+        Retry(attempts=0)
+    with pytest.raises(ValueError, match=r"Price\.output"):
+        Price(input=1, output=-1)
+
+
+def test_the_decorated_function_keeps_its_face() -> None:
+    @escalating(tiers=["openai/gpt-4o-mini"], response_model=Answer)
+    def ask(question: str, *, tone: str = "plain") -> str:
+        """Ask a question."""
+        return question
+
+    @escalating(tiers=["openai/gpt-4o-mini"], response_model=Answer)
+    async def ask_async(question: str) -> str:
+        """Ask, asynchronously."""
+        return question
+
+    assert ask.__name__ == "ask" and ask.__doc__ == "Ask a question."
+    assert str(inspect.signature(ask)) == "(question: 'str', *, tone: 'str' = 'plain') -> 'str'"
+    assert not inspect.iscoroutinefunction(ask)
+    assert ask_async.__name__ == "ask_async" and inspect.iscoroutinefunction(ask_async)
+
+
+def test_methods_are_decorated_and_bound(server: ProviderServer) -> None:
+    server.script("gpt-4o-mini", Reply(data={"text": "hi from Bot"}))
+    tier = Tier("openai/gpt-4o-mini", base_url=server.openai_base_url, api_key="k")
+
+    class Bot:
+        name = "Bot"
+
+        @escalating(tiers=[tier], response_model=Answer)
+        def greet(self, who: str) -> str:
+            return f"{self.name} greets {who}"
+
+    answer = Bot().greet("Ada")
+    assert answer == Answer(text="hi from Bot")
+    assert receipt_of(answer).function.endswith("Bot.greet")
+    assert server.requests_for("gpt-4o-mini")[0].last_user_text == "Bot greets Ada"
+
+
+def test_the_public_surface_is_pinned() -> None:
+    assert sorted(escalate.__all__) == sorted(
+        [
+            "AllTiersFailed",
+            "Attempt",
+            "ConfigurationError",
+            "EscalateError",
+            "EscalationFailed",
+            "Move",
+            "Price",
+            "ProviderCallBlocked",
+            "ProviderExhausted",
+            "Receipt",
+            "Retry",
+            "Tier",
+            "escalating",
+            "receipt_of",
+        ]
+    )
+    for name in escalate.__all__:
+        assert getattr(escalate, name).__doc__, f"{name} has no docstring"
