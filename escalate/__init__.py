@@ -8,9 +8,11 @@ from escalate._decorator import escalating
 from escalate._engine import Retry
 from escalate._pricing import Price
 from escalate._receipt import Attempt, Move, Receipt, receipt_of
+from escalate._routing import options
 from escalate._tiers import Tier
 from escalate.exceptions import (
     AllTiersFailed,
+    BudgetExceeded,
     ConfigurationError,
     EscalateError,
     EscalationFailed,
@@ -21,6 +23,7 @@ from escalate.exceptions import (
 __all__ = [
     "AllTiersFailed",
     "Attempt",
+    "BudgetExceeded",
     "ConfigurationError",
     "EscalateError",
     "EscalationFailed",
@@ -32,5 +35,6 @@ __all__ = [
     "Retry",
     "Tier",
     "escalating",
+    "options",
     "receipt_of",
 ]

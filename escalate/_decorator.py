@@ -11,6 +11,7 @@ import dataclasses
 import inspect
 import weakref
 from collections.abc import Callable, Coroutine, Sequence
+from decimal import Decimal
 from typing import Any, Literal, ParamSpec, Protocol, TypeVar, overload
 
 import wrapt
@@ -19,9 +20,11 @@ from pydantic import BaseModel, ValidationError
 from escalate._engine import Messages, Plan, Retry, Trigger
 from escalate._faces import run_async, run_sync
 from escalate._receipt import Receipt, attach
+from escalate._routing import as_budget, resolve
 from escalate._switches import ALL_FUNCTIONS, tier_overrides
 from escalate._tiers import Backend, Tier, build_tiers
 from escalate.exceptions import ConfigurationError
+from escalate.gates import Gate, gate_name, is_async_gate
 
 __all__ = ["escalating"]
 
@@ -56,6 +59,10 @@ def escalating(
     retry: Retry | None = None,
     on_provider_exhausted: Literal["escalate", "raise"] = "escalate",
     carry_failure: bool = False,
+    gates: Sequence[Gate] = (),
+    when_unmet: Literal["raise", "best"] = "raise",
+    budget_usd: Decimal | float | str | None = None,
+    route: Callable[..., Any] | None = None,
 ) -> Decorator[M]:
     """Run the decorated prompt on the cheapest tier first and escalate on failure.
 
@@ -75,12 +82,28 @@ def escalating(
       ``"escalate"`` (move up) or ``"raise"`` (:class:`~escalate.ProviderExhausted`).
     - ``carry_failure``: give the next tier the rejected answer and why it was rejected
       (default: the next tier sees the original prompt only).
+    - ``gates``: checks of a well-formed answer, run on every tier (see
+      :mod:`escalate.gates`); a rejection moves the task up.
+    - ``when_unmet``: when no answer passes (the strongest tier's included) or the budget
+      stops the walk: ``"raise"`` (:class:`~escalate.AllTiersFailed`,
+      :class:`~escalate.BudgetExceeded`) or ``"best"`` (return the best answer so far; the
+      receipt's outcome says ``best_effort``).
+    - ``budget_usd``: the cost budget of one call: the walk stops before an escalation
+      whose projected cost would pass it.
+    - ``route``: called with the call's arguments; returns the tier to start at (a name or
+      index, optionally as ``(tier, reason)``), or None for the cheapest.
 
     Configuration mistakes raise :class:`~escalate.ConfigurationError` here, not at call time.
     """
-    built = build_tiers(tiers)
+    gate_list = _check_gates(gates, "gates")
+    built = build_tiers(tiers, gate_list)
     _check_response_model(response_model)
     trigger = _as_trigger(on)
+    budget = as_budget(budget_usd)
+    if when_unmet not in ("raise", "best"):
+        raise ConfigurationError(f"when_unmet must be 'raise' or 'best', got {when_unmet!r}")
+    if route is not None and not callable(route):
+        raise ConfigurationError(f"route must be a function of the call's arguments, got {route!r}")
     if retry is not None and not isinstance(retry, Retry):
         raise ConfigurationError(f"retry must be a Retry(...), got {type(retry).__name__}")
     if on_provider_exhausted not in ("escalate", "raise"):
@@ -95,6 +118,8 @@ def escalating(
         for tier in built:
             for deployment in tier.deployments:
                 deployment.check_flavour(is_async)
+            if not is_async:
+                _refuse_async_gates((*gate_list, *tier.gates), fn)
         plan = Plan(
             function=getattr(fn, "__qualname__", repr(fn)),
             tiers=built,
@@ -103,6 +128,10 @@ def escalating(
             retry=retry or Retry(),
             on_provider_exhausted=on_provider_exhausted,
             carry_failure=carry_failure,
+            gates=gate_list,
+            when_unmet=when_unmet,
+            budget_usd=budget,
+            route=route,
         )
         _plans[fn] = plan
         return _async_wrapper(plan, fn)(fn) if is_async else _sync_wrapper(plan, fn)(fn)
@@ -136,7 +165,8 @@ def _sync_wrapper(plan: Plan, fn: Callable[..., Any]) -> Any:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
         messages = to_messages(wrapped(*args, **kwargs), plan.function)
         current = _current(plan, fn)
-        return _finish(current, *run_sync(current, messages))
+        call = resolve(current, args, kwargs)
+        return _finish(current, *run_sync(current, messages, call))
 
     return wrapper
 
@@ -146,7 +176,8 @@ def _async_wrapper(plan: Plan, fn: Callable[..., Any]) -> Any:
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
         messages = to_messages(await wrapped(*args, **kwargs), plan.function)
         current = _current(plan, fn)
-        return _finish(current, *await run_async(current, messages))
+        call = resolve(current, args, kwargs)
+        return _finish(current, *await run_async(current, messages, call))
 
     return wrapper
 
@@ -182,6 +213,27 @@ def to_messages(prompt: object, function: str) -> Messages:
 
 def _is_message(item: object) -> bool:
     return isinstance(item, dict) and item.get("role") in _ROLES and "content" in item
+
+
+def _check_gates(gates: object, where: str) -> tuple[Gate, ...]:
+    if isinstance(gates, (str, bytes)) or not isinstance(gates, Sequence):
+        raise ConfigurationError(f"{where} must be a list of gates, got {gates!r}")
+    for index, gate in enumerate(gates):
+        if not callable(gate):
+            raise ConfigurationError(
+                f"{where}[{index}] is not callable ({gate!r}): a gate is a function of "
+                "(answer, context) that raises escalate.gates.Rejected to reject"
+            )
+    return tuple(gates)
+
+
+def _refuse_async_gates(gates: Sequence[Any], fn: Callable[..., Any]) -> None:
+    for gate in gates:
+        if is_async_gate(gate):
+            raise ConfigurationError(
+                f"gate {gate_name(gate)} is async but {fn.__qualname__} is sync: make the "
+                "prompt function async, or the gate sync"
+            )
 
 
 def _check_response_model(response_model: object) -> None:

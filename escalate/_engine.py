@@ -20,15 +20,22 @@ import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, Literal, Protocol
 
 import tenacity
 
 from escalate._outcomes import Answered, Failed, TierCall
-from escalate._receipt import Attempt, Move, Receipt
-from escalate.exceptions import AllTiersFailed, ConfigurationError, ProviderExhausted
+from escalate._receipt import Attempt, Move, Receipt, ReceiptOutcome
+from escalate.exceptions import (
+    AllTiersFailed,
+    BudgetExceeded,
+    ConfigurationError,
+    ProviderExhausted,
+)
+from escalate.gates import GateContext, Rejected
 
-__all__ = ["Call", "Plan", "Retry", "Sleep", "Step", "walk"]
+__all__ = ["Call", "CallInfo", "Check", "Plan", "Retry", "Sleep", "Step", "Verdict", "walk"]
 
 Messages = list[dict[str, Any]]
 
@@ -62,7 +69,25 @@ class Sleep:
     seconds: float
 
 
-Step = Call | Sleep
+@dataclass(frozen=True, slots=True)
+class Check:
+    """Run ``gates`` on ``answer`` in order; reply with the :class:`Verdict`."""
+
+    gates: tuple[Any, ...]
+    answer: Any
+    context: GateContext
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the gates said: the scores they recorded, and the first rejection if any."""
+
+    scores: dict[str, float]
+    rejected_by: str | None = None
+    rejection: Rejected | None = None
+
+
+Step = Call | Sleep | Check
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -147,19 +172,40 @@ class Plan:
     retry: Retry = field(default_factory=Retry)
     on_provider_exhausted: Literal["escalate", "raise"] = "escalate"
     carry_failure: bool = False
+    gates: tuple[Any, ...] = ()
+    """Gates for every tier; a tier's own gates run after these."""
+    when_unmet: Literal["raise", "best"] = "raise"
+    """When no answer passes (or the budget stops the walk): raise, or return the best
+    answer so far with the receipt's outcome ``best_effort``."""
+    budget_usd: Decimal | None = None
+    route: Callable[..., Any] | None = None
+    """Chooses the starting tier from the call's arguments (see ``_routing``)."""
+
+
+@dataclass(frozen=True)
+class CallInfo:
+    """What one call adds to the plan: its arguments and where it starts."""
+
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    start: int = 0
+    route: str | None = None
+    budget_usd: Decimal | None = None
 
 
 class _Ledger:
     """The attempts and moves of one call, and the receipt they make."""
 
-    def __init__(self, function: str) -> None:
+    def __init__(self, function: str, route: str | None) -> None:
         self.function = function
+        self.route = route
         self.started = time.perf_counter()
         self.started_at = datetime.now(UTC)
         self.attempts: list[Attempt] = []
         self.moves: list[Move] = []
+        self.notes: list[str] = []
 
-    def receipt(self, outcome: Literal["answered", "failed", "error"], by: str | None) -> Receipt:
+    def receipt(self, outcome: ReceiptOutcome, by: str | None) -> Receipt:
         return Receipt(
             function=self.function,
             outcome=outcome,
@@ -168,11 +214,16 @@ class _Ledger:
             moves=tuple(self.moves),
             started_at=self.started_at,
             latency_s=time.perf_counter() - self.started,
+            route=self.route,
+            notes=tuple(self.notes),
         )
 
     def restamp_last(self, **changes: Any) -> None:
         if self.attempts:
             self.attempts[-1] = self.attempts[-1].model_copy(update=changes)
+
+    def spent(self) -> Decimal:
+        return sum((a.cost_usd for a in self.attempts if a.cost_usd is not None), Decimal(0))
 
     def move(
         self,
@@ -194,16 +245,29 @@ class _Ledger:
         )
 
 
+@dataclass
+class _Best:
+    """The best answer so far that failed its gates: the strongest tier's latest."""
+
+    value: Any = None
+    tier: str | None = None
+
+
 Walk = Generator[Step, Any, tuple[Any, Receipt]]
 
 
-def walk(plan: Plan, messages: Messages, *, start: int = 0) -> Walk:
-    """Walk the tiers from ``start`` until one answers; see the module docstring."""
-    ledger = _Ledger(plan.function)
+def walk(plan: Plan, messages: Messages, call: CallInfo | None = None) -> Walk:
+    """Walk the tiers from ``call.start`` until one answers; see the module docstring."""
+    call = call or CallInfo()
+    ledger = _Ledger(plan.function, call.route)
+    best = _Best()
+    budget = call.budget_usd if call.budget_usd is not None else plan.budget_usd
     last: Failed | None = None
-    for index in range(start, len(plan.tiers)):
+    for index in range(call.start, len(plan.tiers)):
         tier = plan.tiers[index]
-        result, deployment = yield from _walk_tier(plan, tier, messages, ledger)
+        if last is not None and budget is not None and _over_budget(ledger, tier, budget):
+            return _unmet(plan, ledger, best, last, BudgetExceeded)
+        result, deployment = yield from _answer_on_tier(plan, call, index, messages, ledger, best)
         if isinstance(result, Answered):
             return result.value, ledger.receipt("answered", tier.name)
         last = result = _judge(plan, result, ledger)
@@ -219,8 +283,49 @@ def walk(plan: Plan, messages: Messages, *, start: int = 0) -> Walk:
         if plan.carry_failure and result.kind == "quality":
             messages = _with_failure(messages, result)
     assert last is not None, "a plan always has at least one tier"
-    receipt = ledger.receipt("failed", None)
-    raise AllTiersFailed(_failure_message(receipt), receipt=receipt) from last.error
+    return _unmet(plan, ledger, best, last, AllTiersFailed)
+
+
+def _answer_on_tier(
+    plan: Plan,
+    call: CallInfo,
+    index: int,
+    messages: Messages,
+    ledger: _Ledger,
+    best: _Best,
+) -> Generator[Step, Any, tuple[TierCall, Any]]:
+    """One tier: an answer, checked by the gates, re-asked with their reason if allowed."""
+    tier = plan.tiers[index]
+    gates = plan.gates + tuple(getattr(tier, "gates", ()))
+    for reask in range(getattr(tier, "gate_reasks", 0) + 1):
+        result, deployment = yield from _walk_tier(plan, tier, messages, ledger)
+        if not isinstance(result, Answered) or not gates:
+            return result, deployment
+        context = GateContext(
+            messages=messages,
+            tier=tier.name,
+            deployment=deployment.name,
+            provider=result.attempts[-1].provider if result.attempts else "",
+            model=result.attempts[-1].requested_model if result.attempts else "",
+            completion=result.completion,
+            attempt=result.attempts[-1] if result.attempts else None,
+            args=call.args,
+            kwargs=call.kwargs,
+            is_last_tier=index == len(plan.tiers) - 1,
+        )
+        verdict: Verdict = yield Check(gates, result.value, context)
+        if verdict.rejection is None:
+            ledger.restamp_last(scores=verdict.scores)
+            return result, deployment
+        reason = f"{verdict.rejected_by}: {verdict.rejection.reason}"
+        ledger.restamp_last(
+            outcome="rejected", trigger="gate", reason=reason, scores=verdict.scores
+        )
+        best.value, best.tier = result.value, tier.name
+        failed = Failed("quality", "gate", reason, verdict.rejection, result.attempts)
+        if reask < getattr(tier, "gate_reasks", 0):
+            messages = _with_failure(messages, failed)
+    return failed, deployment
 
 
 def _walk_tier(
@@ -229,7 +334,7 @@ def _walk_tier(
     """Try the tier's deployments in turn while the provider is what fails."""
     deployments = tier.deployments
     for index, deployment in enumerate(deployments):
-        result = yield from _with_retries(plan, deployment, messages, ledger)
+        result = yield from _with_retries(plan, tier, deployment, messages, ledger)
         if not (isinstance(result, Failed) and result.kind == "provider"):
             return result, deployment
         if index + 1 < len(deployments):
@@ -239,18 +344,18 @@ def _walk_tier(
 
 
 def _with_retries(
-    plan: Plan, deployment: Any, messages: Messages, ledger: _Ledger
+    plan: Plan, tier: Any, deployment: Any, messages: Messages, ledger: _Ledger
 ) -> Generator[Step, Any, TierCall]:
     """One deployment, retried on provider failures by tenacity's decision machine."""
     call = Call(deployment, messages, plan.response_model)
     result: TierCall = yield call
     ledger.attempts.extend(result.attempts)
-    if not (isinstance(result, Failed) and result.kind == "provider"):
-        return result  # the common case never builds a retry state
+    if not _retryable(result, tier):
+        return _slow(result, tier)  # the common case never builds a retry state
     retrying = plan.retry.retrying()
     retrying.begin()
     state = tenacity.RetryCallState(retrying, fn=None, args=(), kwargs={})
-    state.set_exception((_Transient, _Transient(result), None))
+    state.set_exception((_Transient, _Transient(result), None))  # type: ignore[arg-type]
     while True:
         try:
             action = retrying.iter(state)
@@ -262,12 +367,29 @@ def _with_retries(
         elif isinstance(action, tenacity.DoAttempt):
             result = yield call
             ledger.attempts.extend(result.attempts)
-            if isinstance(result, Failed) and result.kind == "provider":
-                state.set_exception((_Transient, _Transient(result), None))
+            if _retryable(result, tier):
+                state.set_exception((_Transient, _Transient(result), None))  # type: ignore[arg-type]
             else:
-                state.set_result(result)
+                state.set_result(_slow(result, tier))
         else:
             return action  # type: ignore[no-any-return]
+
+
+def _retryable(result: TierCall, tier: Any) -> bool:
+    if not (isinstance(result, Failed) and result.kind == "provider"):
+        return False
+    return not (result.trigger == "timeout" and getattr(tier, "on_timeout", "retry") == "escalate")
+
+
+def _slow(result: TierCall, tier: Any) -> TierCall:
+    """A timeout on a tier set to escalate on timeouts: too slow, so move up at once."""
+    timed_out = isinstance(result, Failed) and result.trigger == "timeout"
+    if timed_out and getattr(tier, "on_timeout", "retry") == "escalate":
+        assert isinstance(result, Failed)
+        return Failed(
+            "quality", "slow", f"too slow: {result.reason}", result.error, result.attempts
+        )
+    return result
 
 
 def _judge(plan: Plan, result: Failed, ledger: _Ledger) -> Failed:
@@ -278,6 +400,43 @@ def _judge(plan: Plan, result: Failed, ledger: _Ledger) -> Failed:
         raise result.error
     ledger.restamp_last(outcome="rejected", trigger="on")
     return Failed("quality", "on", result.reason, result.error, result.attempts)
+
+
+def _over_budget(ledger: _Ledger, tier: Any, budget: Decimal) -> bool:
+    """Would one more request, on ``tier``, pass the budget? Projected from the last
+    attempt's tokens at the next tier's price; when that price is unknown, only what was
+    already spent counts."""
+    spent = ledger.spent()
+    projected = Decimal(0)
+    estimate = getattr(tier.deployments[0], "estimate_cost", None)
+    last = ledger.attempts[-1] if ledger.attempts else None
+    if estimate is not None and last is not None:
+        projected = estimate(last.input_tokens or 0, last.output_tokens or 0) or Decimal(0)
+    if spent + projected <= budget:
+        return False
+    ledger.notes.append(
+        f"budget: stopped before tier {tier.name!r}: spent ${spent:.6f} + projected "
+        f"${projected:.6f} would pass the budget of ${budget}"
+    )
+    return True
+
+
+def _unmet(
+    plan: Plan,
+    ledger: _Ledger,
+    best: _Best,
+    last: Failed,
+    error_type: type[AllTiersFailed] | type[BudgetExceeded],
+) -> tuple[Any, Receipt]:
+    """No answer passed: the best one so far if the plan allows it, else raise."""
+    if plan.when_unmet == "best" and best.tier is not None:
+        ledger.notes.append(f"best effort: the answer of {best.tier!r} failed its gates")
+        return best.value, ledger.receipt("best_effort", best.tier)
+    receipt = ledger.receipt("failed", None)
+    message = _failure_message(receipt)
+    if error_type is BudgetExceeded:
+        message = f"{receipt.notes[-1]}\n{message}"
+    raise error_type(message, receipt=receipt) from last.error
 
 
 def _with_failure(messages: Messages, failed: Failed) -> Messages:

@@ -1,26 +1,28 @@
 """The two faces that perform the engine's steps: one sync, one async.
 
 They are the only code that does I/O for a call: they send the messages a step names to
-its deployment and sleep when the engine asks for a backoff. Every decision is the
-engine's (see ``_engine.walk``); these stay a dozen lines each, so sync and async cannot
-drift apart.
+its deployment, run the gates a step names, and sleep when the engine asks for a backoff.
+Every decision is the engine's (see ``_engine.walk``); these stay a dozen lines each, so
+sync and async cannot drift apart.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from typing import Any
 
-from escalate._engine import Call, Messages, Plan, walk
+from escalate._engine import Call, CallInfo, Check, Messages, Plan, Sleep, Verdict, walk
 from escalate._receipt import Receipt
+from escalate.gates import Rejected, gate_name
 
 __all__ = ["run_async", "run_sync"]
 
 
-def run_sync(plan: Plan, messages: Messages, *, start: int = 0) -> tuple[Any, Receipt]:
+def run_sync(plan: Plan, messages: Messages, call: CallInfo) -> tuple[Any, Receipt]:
     """Drive the walk with blocking calls."""
-    steps = walk(plan, messages, start=start)
+    steps = walk(plan, messages, call)
     reply: Any = None
     while True:
         try:
@@ -29,14 +31,16 @@ def run_sync(plan: Plan, messages: Messages, *, start: int = 0) -> tuple[Any, Re
             return done.value  # type: ignore[no-any-return]
         if isinstance(step, Call):
             reply = step.deployment.call_sync(step.messages, step.response_model)
+        elif isinstance(step, Check):
+            reply = _check_sync(step)
         else:
             time.sleep(step.seconds)
             reply = None
 
 
-async def run_async(plan: Plan, messages: Messages, *, start: int = 0) -> tuple[Any, Receipt]:
+async def run_async(plan: Plan, messages: Messages, call: CallInfo) -> tuple[Any, Receipt]:
     """Drive the walk with awaited calls."""
-    steps = walk(plan, messages, start=start)
+    steps = walk(plan, messages, call)
     reply: Any = None
     while True:
         try:
@@ -45,6 +49,47 @@ async def run_async(plan: Plan, messages: Messages, *, start: int = 0) -> tuple[
             return done.value  # type: ignore[no-any-return]
         if isinstance(step, Call):
             reply = await step.deployment.call_async(step.messages, step.response_model)
+        elif isinstance(step, Check):
+            reply = await _check_async(step)
         else:
+            assert isinstance(step, Sleep)
             await asyncio.sleep(step.seconds)
             reply = None
+
+
+def _check_sync(step: Check) -> Verdict:
+    scores: dict[str, float] = {}
+    for gate in step.gates:
+        try:
+            _keep(scores, gate, gate(step.answer, step.context))
+        except Rejected as rejection:
+            return _rejected(scores, gate, rejection)
+    return Verdict(scores)
+
+
+async def _check_async(step: Check) -> Verdict:
+    scores: dict[str, float] = {}
+    for gate in step.gates:
+        try:
+            result = gate(step.answer, step.context)
+            _keep(scores, gate, await result if inspect.isawaitable(result) else result)
+        except Rejected as rejection:
+            return _rejected(scores, gate, rejection)
+    return Verdict(scores)
+
+
+def _keep(scores: dict[str, float], gate: Any, result: object) -> None:
+    if result is None:
+        return
+    if isinstance(result, bool) or not isinstance(result, (int, float)):
+        raise TypeError(
+            f"gate {gate_name(gate)} returned {result!r}: a gate passes by returning None or "
+            "a score (a number), and rejects by raising escalate.gates.Rejected(reason)"
+        )
+    scores[gate_name(gate)] = float(result)
+
+
+def _rejected(scores: dict[str, float], gate: Any, rejection: Rejected) -> Verdict:
+    if rejection.score is not None:
+        scores[gate_name(gate)] = float(rejection.score)
+    return Verdict(scores, gate_name(gate), rejection)

@@ -25,6 +25,11 @@ a matched ``on``, the model asked to escalate). ``provider_error``: the provider
 """
 
 
+ReceiptOutcome = Literal["answered", "best_effort", "failed", "error"]
+"""How a call ended. ``best_effort``: no answer passed its gates (or the budget stopped the
+walk) and ``when_unmet="best"`` returned the best answer so far."""
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -83,7 +88,7 @@ class Receipt(_Frozen):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     function: str
-    outcome: Literal["answered", "failed", "error"]
+    outcome: ReceiptOutcome
     answered_by: str | None
     """The tier whose answer was returned."""
     attempts: tuple[Attempt, ...]

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from escalate._outcomes import Answered, Failed, TierCall
 from escalate._pricing import Price, price_usage
@@ -55,6 +55,11 @@ class Tier:
     - ``price``: a :class:`Price` that overrides genai-prices for this tier.
     - ``fallbacks``: equivalent deployments (strings or Tiers) tried, in order, when this
       one keeps failing at the provider.
+    - ``gates``: gates for this tier's answers only, run after the function's own.
+    - ``gate_reasks``: how often a gate's rejection is re-asked on this tier, with the
+      gate's reason fed back, before the task moves up (default 0).
+    - ``on_timeout``: ``"retry"`` (a timeout is a provider failure: retried, then
+      sideways) or ``"escalate"`` (the tier is too slow: move up at once).
     """
 
     model: str
@@ -69,7 +74,8 @@ class Tier:
     price: Price | None = field(default=None, kw_only=True)
     fallbacks: Sequence[Tier | str] = field(default=(), kw_only=True)
     gates: Sequence[Any] = field(default=(), kw_only=True)
-    """Gates checked on this tier's answers only, after the function's own."""
+    gate_reasks: int = field(default=0, kw_only=True)
+    on_timeout: Literal["retry", "escalate"] = field(default="retry", kw_only=True)
 
     @property
     def display_name(self) -> str:
@@ -342,6 +348,12 @@ logging.getLogger("instructor.v2.retry").addFilter(_DemoteInstructorErrors())
 # --- deployments -------------------------------------------------------------------------
 
 
+_ANSWERED = ("answered", None, None)
+# A request that got no parsed response yet did not end the call: instructor retried it
+# because the SDK raised a JSON error on a garbled body.
+_GARBLED = ("provider_error", "bad_response", "the provider sent a body that does not parse")
+
+
 class _Recorder:
     """Turns instructor's per-request hooks into one Attempt each.
 
@@ -386,7 +398,8 @@ class _Recorder:
         one when the call ended in an exception."""
         built = []
         for index, record in enumerate(self.pending):
-            outcome, trigger, reason = record.get("failure", ("answered", None, None))
+            default = _ANSWERED if record["response"] is not None else _GARBLED
+            outcome, trigger, reason = record.get("failure", default)
             status = None
             if index == len(self.pending) - 1 and last is not None:
                 outcome, trigger, reason, status = last
@@ -401,7 +414,9 @@ class Deployment:
     turns everything a request can come to into an :data:`~escalate._outcomes.TierCall`.
     """
 
-    def __init__(self, tier: Tier, config: Tier, name: str) -> None:
+    def __init__(
+        self, tier: Tier, config: Tier, name: str, extra: Mapping[str, Any] | None = None
+    ) -> None:
         self.tier_name = tier.display_name
         self.name = name
         self.config = config
@@ -412,6 +427,7 @@ class Deployment:
         self._secrets = tuple(s for s in (config.api_key, _client_key(config.client)) if s)
         self._create_kwargs = {
             **self.provider.default_create_kwargs,
+            **(extra or {}),
             **config.create_kwargs,
             **({"timeout": config.timeout} if config.timeout is not None else {}),
         }
@@ -582,6 +598,19 @@ class Deployment:
             started_at=record["started_at"],
         )
 
+    def estimate_cost(self, input_tokens: int, output_tokens: int) -> Decimal | None:
+        """What a request of this size would cost here, priced at the requested model
+        (for budget checks before a request; receipts price what actually served)."""
+        return price_usage(
+            provider=self.provider.genai_provider_id or self.provider.name,
+            model=self.model,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cached_tokens=0,
+            override=self.config.price,
+            priced_by_genai=self.provider.genai_provider_id is not None,
+        ).cost_usd
+
     def scrub(self, text: str) -> str:
         """Remove any API key this deployment knows from text bound for a receipt."""
         for secret in self._secrets:
@@ -638,6 +667,14 @@ def _as_tier(spec: Tier | str, where: str) -> Tier:
         )
     if spec.timeout is not None and not spec.timeout > 0:
         raise ConfigurationError(f"{where}: timeout must be > 0 seconds, got {spec.timeout!r}")
+    if not isinstance(spec.gate_reasks, int) or spec.gate_reasks < 0:
+        raise ConfigurationError(
+            f"{where}: gate_reasks must be an int >= 0, got {spec.gate_reasks!r}"
+        )
+    if spec.on_timeout not in ("retry", "escalate"):
+        raise ConfigurationError(
+            f"{where}: on_timeout must be 'retry' or 'escalate', got {spec.on_timeout!r}"
+        )
     if spec.price is not None and not isinstance(spec.price, Price):
         raise ConfigurationError(f"{where}: price must be a Price, got {type(spec.price).__name__}")
     return spec
@@ -650,17 +687,25 @@ class BuiltTier:
     name: str
     deployments: tuple[Backend, ...]
     gates: tuple[Any, ...] = ()
+    gate_reasks: int = 0
+    on_timeout: Literal["retry", "escalate"] = "retry"
 
 
-def build_tiers(specs: Sequence[Tier | str | Backend]) -> tuple[BuiltTier, ...]:
-    """Check every tier once, when the decorator is applied, and build its deployments."""
+def build_tiers(
+    specs: Sequence[Tier | str | Backend], gates: Sequence[Any] = ()
+) -> tuple[BuiltTier, ...]:
+    """Check every tier once, when the decorator is applied, and build its deployments.
+
+    ``gates`` are the function's own gates: each may refuse a tier (``check_tier``) or
+    need request arguments on it (``request_kwargs``, such as ``logprobs=True``).
+    """
     if isinstance(specs, (str, Tier, Backend)):
         raise ConfigurationError("tiers must be a list of tiers, cheapest first, not one tier")
     if not specs:
         raise ConfigurationError("tiers is empty: give at least one 'provider/model'")
     built: list[BuiltTier] = []
     for position, spec in enumerate(specs):
-        tier = _build_tier(spec, position)
+        tier = _build_tier(spec, position, tuple(gates))
         if tier.name in {b.name for b in built}:
             raise ConfigurationError(
                 f"tiers[{position}]: duplicate tier name {tier.name!r}; "
@@ -670,15 +715,31 @@ def build_tiers(specs: Sequence[Tier | str | Backend]) -> tuple[BuiltTier, ...]:
     return tuple(built)
 
 
-def _build_tier(spec: Tier | str | Backend, position: int) -> BuiltTier:
+def _build_tier(spec: Tier | str | Backend, position: int, gates: tuple[Any, ...]) -> BuiltTier:
     if not isinstance(spec, (str, Tier)) and isinstance(spec, Backend):
         return BuiltTier(spec.name, (spec,), tuple(getattr(spec, "gates", ())))
     tier = _as_tier(spec, f"tiers[{position}]")
-    deployments: list[Backend] = [Deployment(tier, tier, tier.display_name)]
+    extra = _gate_request_kwargs(tier, (*gates, *tier.gates), f"tiers[{position}]")
+    deployments: list[Backend] = [Deployment(tier, tier, tier.display_name, extra)]
     for index, fallback_spec in enumerate(tier.fallbacks):
         fallback = _as_tier(fallback_spec, f"tiers[{position}].fallbacks[{index}]")
         name = fallback.name or fallback.model
         if name in {d.name for d in deployments}:
             name = f"{name}#{index + 2}"
-        deployments.append(Deployment(tier, fallback, name))
-    return BuiltTier(tier.display_name, tuple(deployments), tuple(tier.gates))
+        deployments.append(Deployment(tier, fallback, name, extra))
+    return BuiltTier(
+        tier.display_name, tuple(deployments), tuple(tier.gates), tier.gate_reasks, tier.on_timeout
+    )
+
+
+def _gate_request_kwargs(tier: Tier, gates: Sequence[Any], where: str) -> dict[str, Any]:
+    """Let each gate refuse the tier, and gather the request arguments the gates need."""
+    extra: dict[str, Any] = {}
+    for gate in gates:
+        if not callable(gate):
+            raise ConfigurationError(f"{where}: a gate must be callable, got {gate!r}")
+        check = getattr(gate, "check_tier", None)
+        if check is not None:
+            check(tier)
+        extra.update(getattr(gate, "request_kwargs", None) or {})
+    return extra

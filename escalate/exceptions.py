@@ -8,8 +8,9 @@ The tree::
     ├── ProviderCallBlocked       a real provider request while escalate.testing blocks them
     └── EscalationFailed          the call produced no acceptable answer; carries .receipt
         ├── AllTiersFailed        every tier was tried and none gave an answer that held
-        └── ProviderExhausted     a tier's deployments all failed at the provider and the
-                                  policy is to raise rather than escalate
+        ├── ProviderExhausted     a tier's deployments all failed at the provider and the
+        │                         policy is to raise rather than escalate
+        └── BudgetExceeded        the next escalation would pass the call's cost budget
 
 Exceptions that no trigger matches (a 401 from the provider, a bug in a prompt function)
 are never wrapped: they reach the caller unchanged.
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AllTiersFailed",
+    "BudgetExceeded",
     "ConfigurationError",
     "EscalateError",
     "EscalationFailed",
@@ -67,6 +69,10 @@ class AllTiersFailed(EscalationFailed):
 
 class ProviderExhausted(EscalationFailed):
     """A tier's deployments all failed at the provider, and the policy says raise."""
+
+
+class BudgetExceeded(EscalationFailed):
+    """The walk stopped before an escalation that would pass the call's budget."""
 
 
 def _rebuild(cls: type[EscalationFailed], message: str, receipt: Receipt) -> EscalationFailed:

@@ -124,6 +124,7 @@ def test_the_public_surface_is_pinned() -> None:
         [
             "AllTiersFailed",
             "Attempt",
+            "BudgetExceeded",
             "ConfigurationError",
             "EscalateError",
             "EscalationFailed",
@@ -135,6 +136,7 @@ def test_the_public_surface_is_pinned() -> None:
             "Retry",
             "Tier",
             "escalating",
+            "options",
             "receipt_of",
         ]
     )
