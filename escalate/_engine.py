@@ -351,7 +351,7 @@ def _with_retries(
     result: TierCall = yield call
     ledger.attempts.extend(result.attempts)
     if not _retryable(result, tier):
-        return _slow(result, tier)  # the common case never builds a retry state
+        return _slow(result, tier, ledger)  # the common case never builds a retry state
     retrying = plan.retry.retrying()
     retrying.begin()
     state = tenacity.RetryCallState(retrying, fn=None, args=(), kwargs={})
@@ -370,7 +370,7 @@ def _with_retries(
             if _retryable(result, tier):
                 state.set_exception((_Transient, _Transient(result), None))  # type: ignore[arg-type]
             else:
-                state.set_result(_slow(result, tier))
+                state.set_result(_slow(result, tier, ledger))
         else:
             return action  # type: ignore[no-any-return]
 
@@ -381,15 +381,15 @@ def _retryable(result: TierCall, tier: Any) -> bool:
     return not (result.trigger == "timeout" and getattr(tier, "on_timeout", "retry") == "escalate")
 
 
-def _slow(result: TierCall, tier: Any) -> TierCall:
+def _slow(result: TierCall, tier: Any, ledger: _Ledger) -> TierCall:
     """A timeout on a tier set to escalate on timeouts: too slow, so move up at once."""
     timed_out = isinstance(result, Failed) and result.trigger == "timeout"
-    if timed_out and getattr(tier, "on_timeout", "retry") == "escalate":
-        assert isinstance(result, Failed)
-        return Failed(
-            "quality", "slow", f"too slow: {result.reason}", result.error, result.attempts
-        )
-    return result
+    if not (timed_out and getattr(tier, "on_timeout", "retry") == "escalate"):
+        return result
+    assert isinstance(result, Failed)
+    reason = f"too slow: {result.reason}"
+    ledger.restamp_last(outcome="rejected", trigger="slow", reason=reason)
+    return Failed("quality", "slow", reason, result.error, result.attempts)
 
 
 def _judge(plan: Plan, result: Failed, ledger: _Ledger) -> Failed:

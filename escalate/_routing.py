@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from escalate._engine import CallInfo, Plan
@@ -58,7 +58,10 @@ def as_budget(value: object) -> Decimal | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
         raise ConfigurationError(f"budget_usd must be a number of dollars, got {value!r}")
-    budget = Decimal(str(value))
+    try:
+        budget = Decimal(str(value))
+    except InvalidOperation:
+        raise ConfigurationError(f"budget_usd must be a number of dollars, got {value!r}") from None
     if not budget.is_finite() or budget <= 0:
         raise ConfigurationError(f"budget_usd must be > 0, got {value!r}")
     return budget

@@ -8,6 +8,7 @@ nowhere else; a new provider is one more :class:`_Provider` entry.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import email.utils
 import json
@@ -348,6 +349,17 @@ logging.getLogger("instructor.v2.retry").addFilter(_DemoteInstructorErrors())
 # --- deployments -------------------------------------------------------------------------
 
 
+class _ClientCache(dict[Any, Any]):
+    """Clients by face: ``False`` for sync, the event loop for async. Entries of closed
+    loops are dropped as new ones arrive, so a process running many ``asyncio.run`` calls
+    does not keep every loop's client alive."""
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        for stale in [k for k in self if k is not False and k.is_closed()]:
+            del self[stale]
+        super().__setitem__(key, value)
+
+
 _ANSWERED = ("answered", None, None)
 # A request that got no parsed response yet did not end the call: instructor retried it
 # because the SDK raised a JSON error on a garbled body.
@@ -422,7 +434,7 @@ class Deployment:
         self.config = config
         provider_name, _, self.model = config.model.partition("/")
         self.provider = _PROVIDERS[provider_name]
-        self._clients: dict[bool, Any] = {}
+        self._clients = _ClientCache()
         self._lock = threading.Lock()
         self._secrets = tuple(s for s in (config.api_key, _client_key(config.client)) if s)
         self._create_kwargs = {
@@ -449,13 +461,17 @@ class Deployment:
             )
 
     def instructor(self, is_async: bool) -> Any:
-        client = self._clients.get(is_async)
+        """The instructor client for this face, built once. Async clients are kept per
+        event loop: their connection pools belong to the loop that opened them, and each
+        ``asyncio.run`` makes a new one."""
+        key: Any = asyncio.get_running_loop() if is_async else False
+        client = self._clients.get(key)
         if client is None:
             with self._lock:
-                client = self._clients.get(is_async)
+                client = self._clients.get(key)
                 if client is None:
                     client = self._build(is_async)
-                    self._clients[is_async] = client
+                    self._clients[key] = client
         return client
 
     def _build(self, is_async: bool) -> Any:
