@@ -1,0 +1,1 @@
+"""The offline demo: recorded GSM8K answers of a cheap and a strong model."""
