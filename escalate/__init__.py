@@ -6,6 +6,7 @@ escalate only when it fails, and keep a receipt of what it cost and why.
 
 from escalate._decorator import escalating
 from escalate._engine import Retry
+from escalate._option import DEFAULT_POLICY, EscalationOption, EscalationRequest
 from escalate._pricing import Price
 from escalate._receipt import Attempt, Move, Receipt, receipt_of
 from escalate._routing import options
@@ -21,12 +22,15 @@ from escalate.exceptions import (
 )
 
 __all__ = [
+    "DEFAULT_POLICY",
     "AllTiersFailed",
     "Attempt",
     "BudgetExceeded",
     "ConfigurationError",
     "EscalateError",
     "EscalationFailed",
+    "EscalationOption",
+    "EscalationRequest",
     "Move",
     "Price",
     "ProviderCallBlocked",

@@ -17,20 +17,23 @@ Two kinds of trouble are never confused:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import tenacity
 
+from escalate._option import EscalationOption, ModelEscalated, option_model
 from escalate._outcomes import Answered, Failed, TierCall
 from escalate._receipt import Attempt, Move, Receipt, ReceiptOutcome
+from escalate.events import AttemptFinished, Escalated, Finished, MovedSideways, TierStarted
 from escalate.exceptions import (
     AllTiersFailed,
     BudgetExceeded,
     ConfigurationError,
+    EscalationFailed,
     ProviderExhausted,
 )
 from escalate.gates import GateContext, Rejected
@@ -38,19 +41,6 @@ from escalate.gates import GateContext, Rejected
 __all__ = ["Call", "CallInfo", "Check", "Plan", "Retry", "Sleep", "Step", "Verdict", "walk"]
 
 Messages = list[dict[str, Any]]
-
-
-class DeploymentLike(Protocol):
-    @property
-    def name(self) -> str: ...
-
-
-class TierLike(Protocol):
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def deployments(self) -> Sequence[Any]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +170,8 @@ class Plan:
     budget_usd: Decimal | None = None
     route: Callable[..., Any] | None = None
     """Chooses the starting tier from the call's arguments (see ``_routing``)."""
+    option: EscalationOption | None = None
+    """Offer the cheaper tiers the choice to escalate (see ``_option``)."""
 
 
 @dataclass(frozen=True)
@@ -191,14 +183,18 @@ class CallInfo:
     start: int = 0
     route: str | None = None
     budget_usd: Decimal | None = None
+    on_event: Callable[[Any], None] | None = None
+    """Receives the call's events (see ``escalate.events``); None when nobody listens."""
 
 
 class _Ledger:
     """The attempts and moves of one call, and the receipt they make."""
 
-    def __init__(self, function: str, route: str | None) -> None:
+    def __init__(self, function: str, call: CallInfo) -> None:
         self.function = function
-        self.route = route
+        self.route = call.route
+        self.emit = call.on_event
+        self.model_escalations = 0
         self.started = time.perf_counter()
         self.started_at = datetime.now(UTC)
         self.attempts: list[Attempt] = []
@@ -222,6 +218,16 @@ class _Ledger:
         if self.attempts:
             self.attempts[-1] = self.attempts[-1].model_copy(update=changes)
 
+    def record(self, result: TierCall) -> None:
+        self.attempts.extend(result.attempts)
+        if self.emit is not None:
+            for attempt in result.attempts:
+                self.emit(AttemptFinished(self.function, attempt))
+
+    def tier_started(self, tier: str, deployment: str) -> None:
+        if self.emit is not None:
+            self.emit(TierStarted(self.function, tier, deployment))
+
     def spent(self) -> Decimal:
         return sum((a.cost_usd for a in self.attempts if a.cost_usd is not None), Decimal(0))
 
@@ -232,17 +238,30 @@ class _Ledger:
         target: tuple[str | None, str | None],
         failed: Failed,
     ) -> None:
-        self.moves.append(
-            Move(
-                kind=kind,
-                from_tier=source[0],
-                from_deployment=source[1],
-                to_tier=target[0],
-                to_deployment=target[1],
-                trigger=failed.trigger,
-                reason=failed.reason,
-            )
+        error = failed.error
+        question = error.request.question if isinstance(error, ModelEscalated) else None
+        move = Move(
+            kind=kind,
+            from_tier=source[0],
+            from_deployment=source[1],
+            to_tier=target[0],
+            to_deployment=target[1],
+            trigger=failed.trigger,
+            reason=failed.reason,
+            question=question,
         )
+        self.moves.append(move)
+        if self.emit is None:
+            return
+        if kind == "up":
+            event: Any = Escalated(
+                self.function, source[0], target[0], move.trigger, move.reason, question
+            )
+        else:
+            event = MovedSideways(
+                self.function, source[0], source[1], target[1] or "", move.trigger, move.reason
+            )
+        self.emit(event)
 
 
 @dataclass
@@ -259,7 +278,23 @@ Walk = Generator[Step, Any, tuple[Any, Receipt]]
 def walk(plan: Plan, messages: Messages, call: CallInfo | None = None) -> Walk:
     """Walk the tiers from ``call.start`` until one answers; see the module docstring."""
     call = call or CallInfo()
-    ledger = _Ledger(plan.function, call.route)
+    ledger = _Ledger(plan.function, call)
+    if ledger.emit is None:
+        return (yield from _walk(plan, messages, call, ledger))
+    try:
+        value, receipt = yield from _walk(plan, messages, call, ledger)
+    except GeneratorExit:
+        raise
+    except BaseException as error:
+        failed = error.receipt if isinstance(error, EscalationFailed) else None
+        receipt = failed or ledger.receipt("error", None)
+        ledger.emit(Finished(plan.function, receipt, error=error))
+        raise
+    ledger.emit(Finished(plan.function, receipt, result=value))
+    return value, receipt
+
+
+def _walk(plan: Plan, messages: Messages, call: CallInfo, ledger: _Ledger) -> Walk:
     best = _Best()
     budget = call.budget_usd if call.budget_usd is not None else plan.budget_usd
     last: Failed | None = None
@@ -280,7 +315,7 @@ def walk(plan: Plan, messages: Messages, call: CallInfo | None = None) -> Walk:
                 f"({result.reason}); on_provider_exhausted='raise'",
                 receipt=ledger.receipt("failed", None),
             ) from result.error
-        if plan.carry_failure and result.kind == "quality":
+        if plan.carry_failure and result.kind == "quality" and result.trigger != "model":
             messages = _with_failure(messages, result)
     assert last is not None, "a plan always has at least one tier"
     return _unmet(plan, ledger, best, last, AllTiersFailed)
@@ -297,8 +332,13 @@ def _answer_on_tier(
     """One tier: an answer, checked by the gates, re-asked with their reason if allowed."""
     tier = plan.tiers[index]
     gates = plan.gates + tuple(getattr(tier, "gates", ()))
+    offer = _offers_option(plan, index, ledger)
     for reask in range(getattr(tier, "gate_reasks", 0) + 1):
-        result, deployment = yield from _walk_tier(plan, tier, messages, ledger)
+        result, deployment = yield from _walk_tier(
+            plan, tier, _request(plan, messages, offer), ledger
+        )
+        if offer and isinstance(result, Answered):
+            result = _took_option(result, ledger)
         if not isinstance(result, Answered) or not gates:
             return result, deployment
         context = GateContext(
@@ -328,13 +368,50 @@ def _answer_on_tier(
     return failed, deployment
 
 
+def _offers_option(plan: Plan, index: int, ledger: _Ledger) -> bool:
+    """Cheaper tiers may ask to escalate, until the loop guard's count is reached; the
+    strongest tier never may."""
+    return (
+        plan.option is not None
+        and index < len(plan.tiers) - 1
+        and ledger.model_escalations < plan.option.max_escalations
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    messages: Messages
+    response_model: type[Any]
+
+
+def _request(plan: Plan, messages: Messages, offer: bool) -> _Request:
+    if not offer:
+        return _Request(messages, plan.response_model)
+    assert plan.option is not None
+    policy = {"role": "system", "content": plan.option.policy}
+    model: Any = plan.response_model
+    return _Request([policy, *messages], option_model(model))
+
+
+def _took_option(result: Answered, ledger: _Ledger) -> TierCall:
+    """Unwrap an answer from the option model, or turn an escalate choice into a move up."""
+    request = result.value.escalate
+    if request is None:
+        return Answered(result.value.answer, result.attempts, result.completion)
+    ledger.model_escalations += 1
+    reason = f"the model asked to escalate: {request.reason}"
+    ledger.restamp_last(outcome="rejected", trigger="model", reason=reason)
+    return Failed("quality", "model", reason, ModelEscalated(request), result.attempts)
+
+
 def _walk_tier(
-    plan: Plan, tier: Any, messages: Messages, ledger: _Ledger
+    plan: Plan, tier: Any, request: _Request, ledger: _Ledger
 ) -> Generator[Step, Any, tuple[TierCall, Any]]:
     """Try the tier's deployments in turn while the provider is what fails."""
     deployments = tier.deployments
     for index, deployment in enumerate(deployments):
-        result = yield from _with_retries(plan, tier, deployment, messages, ledger)
+        ledger.tier_started(tier.name, deployment.name)
+        result = yield from _with_retries(plan, tier, deployment, request, ledger)
         if not (isinstance(result, Failed) and result.kind == "provider"):
             return result, deployment
         if index + 1 < len(deployments):
@@ -344,12 +421,12 @@ def _walk_tier(
 
 
 def _with_retries(
-    plan: Plan, tier: Any, deployment: Any, messages: Messages, ledger: _Ledger
+    plan: Plan, tier: Any, deployment: Any, request: _Request, ledger: _Ledger
 ) -> Generator[Step, Any, TierCall]:
     """One deployment, retried on provider failures by tenacity's decision machine."""
-    call = Call(deployment, messages, plan.response_model)
+    call = Call(deployment, request.messages, request.response_model)
     result: TierCall = yield call
-    ledger.attempts.extend(result.attempts)
+    ledger.record(result)
     if not _retryable(result, tier):
         return _slow(result, tier, ledger)  # the common case never builds a retry state
     retrying = plan.retry.retrying()
@@ -366,7 +443,7 @@ def _with_retries(
             yield Sleep(float(action))
         elif isinstance(action, tenacity.DoAttempt):
             result = yield call
-            ledger.attempts.extend(result.attempts)
+            ledger.record(result)
             if _retryable(result, tier):
                 state.set_exception((_Transient, _Transient(result), None))  # type: ignore[arg-type]
             else:

@@ -79,6 +79,8 @@ class Move(_Frozen):
     to_deployment: str | None
     trigger: str
     reason: str
+    question: str | None = None
+    """When the model asked to escalate: its restatement of the question."""
 
 
 class Receipt(_Frozen):

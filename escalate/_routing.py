@@ -7,7 +7,7 @@ which route was taken and why.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -67,15 +67,26 @@ def as_budget(value: object) -> Decimal | None:
     return budget
 
 
-def resolve(plan: Plan, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> CallInfo:
-    """The call's starting tier (and why), and its budget."""
+def resolve(
+    plan: Plan,
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+    on_event: Callable[[Any], None] | None = None,
+) -> CallInfo:
+    """The call's starting tier (and why), its budget, and who hears its events."""
     chosen = _current.get()
     budget = chosen.budget_usd if chosen is not None else None
+    start, route = _start(plan, chosen, args, kwargs)
+    return CallInfo(args, dict(kwargs), start, route, budget, on_event)
+
+
+def _start(
+    plan: Plan, chosen: _Options | None, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+) -> tuple[int, str | None]:
     if chosen is not None and chosen.start_at is not None:
         start = _tier_index(plan, chosen.start_at, "options(start_at=...)")
         why = f"start_at={plan.tiers[start].name!r} by options()"
-        route = f"{why}: {chosen.reason}" if chosen.reason else why
-        return CallInfo(args, dict(kwargs), start, route, budget)
+        return start, f"{why}: {chosen.reason}" if chosen.reason else why
     if plan.route is not None:
         picked = plan.route(*args, **kwargs)
         reason = None
@@ -84,10 +95,8 @@ def resolve(plan: Plan, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Cal
         if picked is not None:
             start = _tier_index(plan, picked, f"route function of {plan.function}")
             why = f"start_at={plan.tiers[start].name!r} by route()"
-            return CallInfo(
-                args, dict(kwargs), start, f"{why}: {reason}" if reason else why, budget
-            )
-    return CallInfo(args, dict(kwargs), 0, None, budget)
+            return start, f"{why}: {reason}" if reason else why
+    return 0, None
 
 
 def _tier_index(plan: Plan, tier: object, who: str) -> int:

@@ -122,12 +122,15 @@ def test_methods_are_decorated_and_bound(server: ProviderServer) -> None:
 def test_the_public_surface_is_pinned() -> None:
     assert sorted(escalate.__all__) == sorted(
         [
+            "DEFAULT_POLICY",
             "AllTiersFailed",
             "Attempt",
             "BudgetExceeded",
             "ConfigurationError",
             "EscalateError",
             "EscalationFailed",
+            "EscalationOption",
+            "EscalationRequest",
             "Move",
             "Price",
             "ProviderCallBlocked",

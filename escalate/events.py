@@ -1,0 +1,204 @@
+"""Events: every change of tier, as it happens, for hooks and streams.
+
+A call of an escalating function emits, in order:
+
+- :class:`TierStarted` when a tier (or, after a sideways move, another deployment of it)
+  becomes active;
+- :class:`AttemptFinished` after every request, with its :class:`~escalate.Attempt`;
+- :class:`MovedSideways` after a provider failure moves the task to an equivalent
+  deployment, and :class:`Escalated` when it moves up a tier (trigger, reason, and, when
+  the model itself asked, its restated question);
+- :class:`Finished` once, with the result or the error, and the receipt.
+
+Two ways to receive them:
+
+- hooks, for logs, metrics or a UI: ``@escalating(..., hooks=[fn])`` for one function, or
+  :func:`set_hooks` for every escalating call. A hook is ``Callable[[Event], None]``; one
+  that raises is logged and never breaks the call;
+- a stream: ``for event in escalate.events.stream(fn, *args)`` (or ``async for`` over
+  :func:`astream`), ending with :class:`Finished` (its ``result``, or the error re-raised
+  after it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+import logging
+import queue
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from escalate._receipt import Attempt, Receipt
+
+__all__ = [
+    "AttemptFinished",
+    "Escalated",
+    "Event",
+    "Finished",
+    "Hook",
+    "MovedSideways",
+    "TierStarted",
+    "astream",
+    "get_hooks",
+    "set_hooks",
+    "stream",
+]
+
+logger = logging.getLogger("escalate")
+
+
+@dataclass(frozen=True)
+class TierStarted:
+    """A tier (or one of its deployments) is now the one answering."""
+
+    function: str
+    tier: str
+    deployment: str
+
+
+@dataclass(frozen=True)
+class AttemptFinished:
+    """One request ended; ``attempt`` is its receipt entry."""
+
+    function: str
+    attempt: Attempt
+
+
+@dataclass(frozen=True)
+class MovedSideways:
+    """A provider failure moved the task to an equivalent deployment of the same tier."""
+
+    function: str
+    tier: str
+    from_deployment: str
+    to_deployment: str
+    trigger: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Escalated:
+    """The task moved up a tier (``to_tier`` is None when none was left)."""
+
+    function: str
+    from_tier: str
+    to_tier: str | None
+    trigger: str
+    reason: str
+    question: str | None = None
+    """When the model asked to escalate: its self-contained restatement of the question."""
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The call ended: ``result`` (or ``error``) and the whole receipt."""
+
+    function: str
+    receipt: Receipt
+    result: Any = None
+    error: BaseException | None = None
+
+
+Event = TierStarted | AttemptFinished | MovedSideways | Escalated | Finished
+Hook = Callable[[Event], None]
+
+_global_hooks: tuple[Hook, ...] = ()
+
+
+def set_hooks(hooks: Sequence[Hook]) -> None:
+    """Hooks called with every event of every escalating call (replacing earlier ones)."""
+    global _global_hooks
+    for hook in hooks:
+        if not callable(hook):
+            raise TypeError(f"a hook is a callable taking an event, got {hook!r}")
+    _global_hooks = tuple(hooks)
+
+
+def get_hooks() -> tuple[Hook, ...]:
+    """The hooks set by :func:`set_hooks`."""
+    return _global_hooks
+
+
+_sink: contextvars.ContextVar[Hook | None] = contextvars.ContextVar("escalate_sink", default=None)
+
+
+def listener(hooks: Sequence[Hook]) -> Hook | None:
+    """One callable that hands an event to the function's hooks, the global ones and any
+    stream in progress, or None when nobody listens (then no event is even built)."""
+    sink = _sink.get()
+    everyone = (*hooks, *_global_hooks, *((sink,) if sink is not None else ()))
+    if not everyone:
+        return None
+
+    def dispatch(event: Event) -> None:
+        for hook in everyone:
+            try:
+                hook(event)
+            except Exception:
+                logger.warning(
+                    "escalate: hook %r failed on %s", hook, type(event).__name__, exc_info=True
+                )
+
+    return dispatch
+
+
+_DONE = object()
+
+
+def stream(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Iterator[Event]:
+    """Run a sync escalating function and yield its events as they happen.
+
+    The last event is :class:`Finished`; if the call failed, its error is raised after it.
+    The call runs in a worker thread (with the caller's context: overrides and options
+    apply), so events arrive while it is still working.
+    """
+    if inspect.iscoroutinefunction(function):
+        raise TypeError(f"{function!r} is async: use `async for event in astream(...)`")
+    events: queue.Queue[Any] = queue.Queue()
+    failure: list[BaseException] = []
+    context = contextvars.copy_context()
+
+    def run() -> None:
+        _sink.set(events.put)
+        try:
+            function(*args, **kwargs)
+        except BaseException as error:  # re-raised in the caller's thread, after the events
+            failure.append(error)
+        finally:
+            events.put(_DONE)
+
+    worker = threading.Thread(target=context.run, args=(run,), daemon=True)
+    worker.start()
+    yield from iter(events.get, _DONE)
+    worker.join()
+    if failure:
+        raise failure[0]
+
+
+async def astream(function: Callable[..., Any], *args: Any, **kwargs: Any) -> AsyncIterator[Event]:
+    """Run an escalating function (async, or sync in a thread) and yield its events."""
+    loop = asyncio.get_running_loop()
+    events: asyncio.Queue[Any] = asyncio.Queue()
+
+    def put(event: Event) -> None:
+        loop.call_soon_threadsafe(events.put_nowait, event)
+
+    async def run() -> None:
+        token = _sink.set(put)
+        try:
+            if inspect.iscoroutinefunction(function):
+                await function(*args, **kwargs)
+            else:
+                await asyncio.to_thread(function, *args, **kwargs)
+        finally:
+            _sink.reset(token)
+            loop.call_soon_threadsafe(events.put_nowait, _DONE)
+
+    task = asyncio.create_task(run())
+    while (event := await events.get()) is not _DONE:
+        yield event
+    await task  # re-raises the call's error, after its events
