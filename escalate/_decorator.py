@@ -17,20 +17,22 @@ from typing import Any, Literal, ParamSpec, Protocol, TypeVar, overload
 import wrapt
 from pydantic import BaseModel, ValidationError
 
-from escalate._engine import Messages, Plan, Retry, Trigger
+from escalate._engine import CallInfo, Messages, Plan, Retry, Trigger
 from escalate._faces import run_async, run_sync
+from escalate._option import EscalationOption
 from escalate._receipt import Receipt, attach
 from escalate._routing import as_budget, resolve
 from escalate._switches import ALL_FUNCTIONS, tier_overrides
 from escalate._tiers import Backend, Tier, build_tiers
+from escalate.events import Hook, listener
 from escalate.exceptions import ConfigurationError
 from escalate.gates import Gate, gate_name, is_async_gate
 
 __all__ = ["escalating"]
 
 P = ParamSpec("P")
-M = TypeVar("M", bound=BaseModel)
-M_co = TypeVar("M_co", bound=BaseModel, covariant=True)
+M = TypeVar("M")
+M_co = TypeVar("M_co", covariant=True)
 
 Message = dict[str, Any]
 Prompt = str | Sequence[Message]
@@ -63,6 +65,8 @@ def escalating(
     when_unmet: Literal["raise", "best"] = "raise",
     budget_usd: Decimal | float | str | None = None,
     route: Callable[..., Any] | None = None,
+    offer_escalation: bool | EscalationOption = False,
+    hooks: Sequence[Hook] = (),
 ) -> Decorator[M]:
     """Run the decorated prompt on the cheapest tier first and escalate on failure.
 
@@ -71,8 +75,9 @@ def escalating(
     answer held. :func:`~escalate.receipt_of` on that result tells the whole story.
 
     - ``tiers``: cheapest first; ``"provider/model"`` strings or :class:`~escalate.Tier`.
-    - ``response_model``: a pydantic model; a validation failure (after the tier's
-      re-asks) always moves the task up.
+    - ``response_model``: a pydantic model, or ``str`` for a plain-text answer (returned
+      as a ``str`` subclass that carries its receipt); a validation failure (after the
+      tier's re-asks) always moves the task up.
     - ``on``: more exceptions that count as a quality failure and move the task up: an
       exception type, a tuple of them, or a predicate. Anything unmatched passes through
       unchanged.
@@ -92,12 +97,22 @@ def escalating(
       whose projected cost would pass it.
     - ``route``: called with the call's arguments; returns the tier to start at (a name or
       index, optionally as ``(tier, reason)``), or None for the cheapest.
+    - ``offer_escalation``: let the cheaper tiers answer *or* ask to escalate, with a
+      reason and a restated question (``True`` for the default policy, or an
+      :class:`~escalate.EscalationOption`). The next tier sees the user's conversation
+      only; the strongest tier is never offered the choice.
+    - ``hooks``: called with every event of every call (see :mod:`escalate.events`); a
+      hook that raises is logged and never breaks the call.
 
     Configuration mistakes raise :class:`~escalate.ConfigurationError` here, not at call time.
     """
     gate_list = _check_gates(gates, "gates")
     built = build_tiers(tiers, gate_list)
     _check_response_model(response_model)
+    is_text = response_model is str
+    model: type[Any] = TextAnswer if is_text else response_model
+    option = _as_option(offer_escalation)
+    hook_list = _check_hooks(hooks)
     trigger = _as_trigger(on)
     budget = as_budget(budget_usd)
     if when_unmet not in ("raise", "best"):
@@ -123,7 +138,7 @@ def escalating(
         plan = Plan(
             function=getattr(fn, "__qualname__", repr(fn)),
             tiers=built,
-            response_model=response_model,
+            response_model=model,
             on=trigger,
             retry=retry or Retry(),
             on_provider_exhausted=on_provider_exhausted,
@@ -132,9 +147,11 @@ def escalating(
             when_unmet=when_unmet,
             budget_usd=budget,
             route=route,
+            option=option,
         )
         _plans[fn] = plan
-        return _async_wrapper(plan, fn)(fn) if is_async else _sync_wrapper(plan, fn)(fn)
+        face = _Face(plan, fn, is_text, hook_list)
+        return _async_wrapper(face)(fn) if is_async else _sync_wrapper(face)(fn)
 
     return decorate
 
@@ -160,39 +177,63 @@ def _current(plan: Plan, key: Callable[..., Any]) -> Plan:
     return plan if tiers is None else dataclasses.replace(plan, tiers=tiers)
 
 
-def _sync_wrapper(plan: Plan, fn: Callable[..., Any]) -> Any:
+@dataclasses.dataclass(frozen=True)
+class _Face:
+    """What a wrapper needs at call time."""
+
+    plan: Plan
+    key: Callable[..., Any]
+    is_text: bool
+    hooks: tuple[Hook, ...]
+
+    def start(self, prompt: object, args: Any, kwargs: Any) -> tuple[Plan, Messages, CallInfo]:
+        messages = to_messages(prompt, self.plan.function)
+        plan = _current(self.plan, self.key)
+        call = resolve(plan, args, kwargs, listener(self.hooks))
+        return plan, messages, call
+
+    def finish(self, plan: Plan, value: Any, receipt: Receipt) -> Any:
+        if self.is_text:
+            value = Text(value.text)
+        elif type(value) is not plan.response_model and isinstance(value, plan.response_model):
+            # instructor answers with a subclass of its own making; users compare, dump and
+            # pickle their own class, so rebuild it (already validated: no second validation).
+            value = plan.response_model.model_construct(
+                _fields_set=value.model_fields_set,
+                **{name: getattr(value, name) for name in type(value).model_fields},
+            )
+        attach(value, receipt)
+        return value
+
+
+def _sync_wrapper(face: _Face) -> Any:
     @wrapt.decorator
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        messages = to_messages(wrapped(*args, **kwargs), plan.function)
-        current = _current(plan, fn)
-        call = resolve(current, args, kwargs)
-        return _finish(current, *run_sync(current, messages, call))
+        plan, messages, call = face.start(wrapped(*args, **kwargs), args, kwargs)
+        return face.finish(plan, *run_sync(plan, messages, call))
 
     return wrapper
 
 
-def _async_wrapper(plan: Plan, fn: Callable[..., Any]) -> Any:
+def _async_wrapper(face: _Face) -> Any:
     @wrapt.decorator
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: Any) -> Any:
-        messages = to_messages(await wrapped(*args, **kwargs), plan.function)
-        current = _current(plan, fn)
-        call = resolve(current, args, kwargs)
-        return _finish(current, *await run_async(current, messages, call))
+        plan, messages, call = face.start(await wrapped(*args, **kwargs), args, kwargs)
+        return face.finish(plan, *await run_async(plan, messages, call))
 
     return wrapper
 
 
-def _finish(plan: Plan, value: Any, receipt: Receipt) -> Any:
-    model = plan.response_model
-    if type(value) is not model and isinstance(value, model):
-        # instructor answers with a subclass of its own making; users compare, dump and
-        # pickle their own class, so rebuild it (already validated: no second validation).
-        value = model.model_construct(
-            _fields_set=value.model_fields_set,
-            **{name: getattr(value, name) for name in type(value).model_fields},
-        )
-    attach(value, receipt)
-    return value
+class TextAnswer(BaseModel):
+    """A plain-text answer."""
+
+    text: str
+
+
+class Text(str):
+    """A plain-text answer: a ``str`` in every way, which ``receipt_of`` knows."""
+
+    __slots__ = ("__weakref__",)
 
 
 _ROLES = frozenset({"system", "user", "assistant"})
@@ -236,10 +277,32 @@ def _refuse_async_gates(gates: Sequence[Any], fn: Callable[..., Any]) -> None:
             )
 
 
-def _check_response_model(response_model: object) -> None:
-    if not (isinstance(response_model, type) and issubclass(response_model, BaseModel)):
+def _as_option(offer: object) -> EscalationOption | None:
+    if offer is True:
+        return EscalationOption()
+    if offer is False or offer is None:
+        return None
+    if isinstance(offer, EscalationOption):
+        return offer
+    raise ConfigurationError(
+        f"offer_escalation must be True, False or an EscalationOption, got {offer!r}"
+    )
+
+
+def _check_hooks(hooks: object) -> tuple[Hook, ...]:
+    if not isinstance(hooks, Sequence) or not all(callable(h) for h in hooks):
         raise ConfigurationError(
-            f"response_model must be a pydantic BaseModel subclass, got {response_model!r}"
+            f"hooks must be a list of callables taking an event, got {hooks!r}"
+        )
+    return tuple(hooks)
+
+
+def _check_response_model(response_model: object) -> None:
+    is_model = isinstance(response_model, type) and issubclass(response_model, BaseModel)
+    if not (is_model or response_model is str):
+        raise ConfigurationError(
+            "response_model must be a pydantic BaseModel subclass (or str for plain text), "
+            f"got {response_model!r}"
         )
 
 

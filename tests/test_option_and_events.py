@@ -1,0 +1,289 @@
+"""Model-opted escalation and the event stream, through the real SDKs over HTTP, sync and
+async, both providers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from escalate import (
+    DEFAULT_POLICY,
+    AllTiersFailed,
+    EscalationOption,
+    Tier,
+    escalating,
+    receipt_of,
+)
+from escalate.events import (
+    AttemptFinished,
+    Escalated,
+    Event,
+    Finished,
+    MovedSideways,
+    TierStarted,
+    astream,
+    set_hooks,
+    stream,
+)
+from escalate.testing._server import Fault, ProviderServer, Reply
+
+from .conftest import FAST_RETRY, KEY
+
+
+class Verdict(BaseModel):
+    answer: str
+
+
+ESCALATE = {
+    "escalate": {
+        "reason": "quantum field theory is beyond me",
+        "question": "Explain renormalisation in QED.",
+    }
+}
+
+
+@pytest.fixture(params=["openai", "anthropic"])
+def provider(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def ladder(server: ProviderServer, provider: str) -> list[Tier]:
+    """cheap, mid, strong of one provider."""
+    url = server.openai_base_url if provider == "openai" else server.anthropic_base_url
+    return [Tier(f"{provider}/{m}", base_url=url, api_key=KEY) for m in ("cheap", "mid", "strong")]
+
+
+def body_text(server: ProviderServer, model: str, index: int = 0) -> str:
+    return json.dumps(server.requests_for(model)[index].body)
+
+
+def test_the_cheap_tier_answers_directly(
+    build: Any, server: ProviderServer, ladder: list[Tier]
+) -> None:
+    server.script("cheap", Reply(data={"answer": {"answer": "Paris"}}))
+    ask = build(tiers=ladder, response_model=Verdict, offer_escalation=True)
+
+    verdict = ask("What is the capital of France?")
+
+    assert verdict == Verdict(answer="Paris") and type(verdict) is Verdict
+    receipt = receipt_of(verdict)
+    assert receipt.answered_by == ladder[0].display_name and not receipt.escalated
+    sent = body_text(server, "cheap")
+    assert "stronger one stands behind you" in sent and '"escalate"' in sent
+
+
+def test_an_escalation_hands_over_a_clean_conversation(
+    build: Any, server: ProviderServer, ladder: list[Tier]
+) -> None:
+    server.script("cheap", Reply(data=ESCALATE))
+    server.script("strong", Reply(data={"answer": "Renormalisation absorbs..."}))
+    tiers = [ladder[0], ladder[2]]
+    ask = build(tiers=tiers, response_model=Verdict, offer_escalation=True)
+
+    verdict = ask("Explain renormalisation in quantum electrodynamics.")
+
+    receipt = receipt_of(verdict)
+    assert receipt.answered_by == tiers[1].display_name
+    first = receipt.attempts[0]
+    assert (first.outcome, first.trigger) == ("rejected", "model")
+    assert first.reason == "the model asked to escalate: quantum field theory is beyond me"
+    (move,) = receipt.escalations
+    assert move.trigger == "model" and move.question == "Explain renormalisation in QED."
+    # The strong tier sees the user's conversation and nothing of the cheap tier's turn:
+    # not its policy prompt, not its answer, not its escalate call.
+    strong = body_text(server, "strong")
+    assert "Explain renormalisation in quantum electrodynamics." in strong
+    for leaked in ("stronger one stands behind you", "beyond me", "in QED", '"escalate"'):
+        assert leaked not in strong
+    messages = server.requests_for("strong")[0].body["messages"]
+    assert [m["role"] for m in messages] == ["user"]
+
+
+def test_the_strongest_tier_is_never_offered_the_option(
+    build: Any, server: ProviderServer, ladder: list[Tier]
+) -> None:
+    server.script("cheap", Reply(data=ESCALATE))
+    server.script("mid", Reply(data=ESCALATE))
+    server.script("strong", Reply(data={"answer": "42"}))
+    ask = build(tiers=ladder, response_model=Verdict, offer_escalation=True)
+
+    verdict = ask("q")
+
+    assert verdict.answer == "42"
+    strong = body_text(server, "strong")
+    assert '"escalate"' not in strong and DEFAULT_POLICY[:40] not in strong
+    assert [m.trigger for m in receipt_of(verdict).escalations] == ["model", "model"]
+
+
+def test_the_loop_guard_bounds_model_escalations(
+    build: Any, server: ProviderServer, ladder: list[Tier]
+) -> None:
+    server.script("cheap", Reply(data=ESCALATE))
+    server.script("mid", Reply(data={"answer": "mid answers"}))
+    option = EscalationOption(max_escalations=1, policy="Escalate anything about physics.")
+    ask = build(tiers=ladder, response_model=Verdict, offer_escalation=option)
+
+    assert ask("q").answer == "mid answers"
+    assert "Escalate anything about physics." in body_text(server, "cheap")
+    assert '"escalate"' not in body_text(server, "mid")  # guard reached: must answer
+
+
+def test_plain_text_answers_with_the_option(
+    build: Any, server: ProviderServer, ladder: list[Tier]
+) -> None:
+    server.script("cheap", Reply(data=ESCALATE))
+    server.script("mid", Reply(data={"answer": {"text": "A long answer about QED."}}))
+    ask = build(tiers=ladder, response_model=str, offer_escalation=True)
+
+    text = ask("q")
+
+    assert text == "A long answer about QED." and isinstance(text, str)
+    assert receipt_of(text).answered_by == ladder[1].display_name
+
+
+def test_when_every_tier_asks_the_error_says_so(
+    build: Any, server: ProviderServer, ladder: list[Tier]
+) -> None:
+    server.script("cheap", Reply(data=ESCALATE))
+    server.script("mid", Reply(data=ESCALATE))
+    server.script("strong", Reply(data={"nothing": 1}))
+    with pytest.raises(AllTiersFailed) as raised:
+        build(tiers=ladder, response_model=Verdict, offer_escalation=True)("q")
+    assert [a.trigger for a in raised.value.receipt.attempts] == ["model", "model", "validation"]
+
+
+# --- events ----------------------------------------------------------------------------------
+
+
+def _script_a_busy_call(server: ProviderServer) -> None:
+    server.script("cheap", Reply(data=ESCALATE))
+    server.script("mid", Fault(503), Reply(data={"answer": {"answer": "ok"}}))
+
+
+def _check_order(events: list[Event], tiers: list[Tier]) -> None:
+    kinds = [type(e).__name__ for e in events]
+    assert kinds == [
+        "TierStarted", "AttemptFinished", "Escalated",
+        "TierStarted", "AttemptFinished", "MovedSideways",
+        "TierStarted", "AttemptFinished", "Finished",
+    ]  # fmt: skip
+    finished = events[-1]
+    assert isinstance(finished, Finished) and finished.error is None
+    receipt = finished.receipt
+    assert finished.result == Verdict(answer="ok") and receipt_of(finished.result) == receipt
+    attempts = [e.attempt for e in events if isinstance(e, AttemptFinished)]
+    # The events tell the receipt's story, in the same order.
+    assert [a.reask for a in attempts] == [a.reask for a in receipt.attempts]
+    assert [a.tier for a in attempts] == [a.tier for a in receipt.attempts]
+    escalated = next(e for e in events if isinstance(e, Escalated))
+    assert (escalated.from_tier, escalated.to_tier) == (
+        tiers[0].display_name,
+        tiers[1].display_name,
+    )
+    assert escalated.question == "Explain renormalisation in QED."
+    sideways = next(e for e in events if isinstance(e, MovedSideways))
+    assert sideways.trigger == "server_error" and sideways.to_deployment == "spare"
+    started = [e for e in events if isinstance(e, TierStarted)]
+    assert [s.deployment for s in started] == [
+        tiers[0].display_name,
+        tiers[1].display_name,
+        "spare",
+    ]
+
+
+def _with_spare(ladder: list[Tier]) -> list[Tier]:
+    mid = ladder[1]
+    spare = Tier(mid.model, base_url=mid.base_url, api_key=KEY, name="spare")
+    return [
+        ladder[0],
+        Tier(mid.model, base_url=mid.base_url, api_key=KEY, fallbacks=[spare]),
+        ladder[2],
+    ]
+
+
+def test_events_stream_in_order_and_match_the_receipt(
+    server: ProviderServer, ladder: list[Tier], face: str
+) -> None:
+    tiers = _with_spare(ladder)
+    _script_a_busy_call(server)
+    retry = FAST_RETRY.__class__(attempts=1)
+
+    if face == "sync":
+
+        @escalating(tiers=tiers, response_model=Verdict, offer_escalation=True, retry=retry)
+        def ask(question: str) -> str:
+            return question
+
+        events = list(stream(ask, "Explain renormalisation in quantum electrodynamics."))
+    else:
+
+        @escalating(tiers=tiers, response_model=Verdict, offer_escalation=True, retry=retry)
+        async def ask_async(question: str) -> str:
+            return question
+
+        async def collect() -> list[Event]:
+            return [e async for e in astream(ask_async, "Explain renormalisation.")]
+
+        events = asyncio.run(collect())
+    _check_order(events, tiers)
+
+
+def test_a_stream_ends_with_the_error_after_its_events(
+    server: ProviderServer, ladder: list[Tier]
+) -> None:
+    server.script("cheap", Reply(data={"x": 1}))
+
+    @escalating(tiers=ladder[:1], response_model=Verdict)
+    def ask(question: str) -> str:
+        return question
+
+    seen: list[Event] = []
+    with pytest.raises(AllTiersFailed):
+        for event in stream(ask, "q"):
+            seen.append(event)
+    finished = seen[-1]
+    assert isinstance(finished, Finished) and isinstance(finished.error, AllTiersFailed)
+    assert finished.receipt.outcome == "failed"
+
+
+def test_hooks_see_every_call_and_a_failing_hook_breaks_nothing(
+    build: Any, server: ProviderServer, ladder: list[Tier], caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: list[Event] = []
+    everything: list[Event] = []
+
+    def broken(event: Event) -> None:
+        raise RuntimeError("the dashboard is down")
+
+    server.script("cheap", Reply(data={"answer": "fine"}))
+    ask = build(tiers=ladder, response_model=Verdict, hooks=[broken, seen.append])
+    set_hooks([everything.append])
+    try:
+        with caplog.at_level(logging.WARNING, logger="escalate"):
+            verdict = ask("q")
+    finally:
+        set_hooks([])
+
+    assert verdict.answer == "fine"
+    assert [type(e) for e in seen] == [TierStarted, AttemptFinished, Finished]
+    assert [type(e) for e in everything] == [type(e) for e in seen]
+    assert "the dashboard is down" in caplog.text
+
+
+def test_a_passed_through_error_still_reaches_the_hooks(
+    build: Any, server: ProviderServer, ladder: list[Tier]
+) -> None:
+    seen: list[Event] = []
+    server.script("cheap", Fault(401))
+    ask = build(tiers=ladder, response_model=Verdict, hooks=[seen.append])
+    with pytest.raises(Exception, match="401"):
+        ask("q")
+    finished = seen[-1]
+    assert isinstance(finished, Finished) and finished.receipt.outcome == "error"
+    assert finished.receipt.attempts[0].status_code == 401
