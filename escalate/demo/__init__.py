@@ -102,7 +102,9 @@ def serve_recorded(server: ProviderServer, problems: Sequence[Problem]) -> None:
                 return Reply(text="(no recorded answer for this question)")
             text = pick(problem)
             answer = final_answer(text)
-            return Reply(data={"reasoning": text, "answer": None if answer is None else str(answer)})
+            return Reply(
+                data={"reasoning": text, "answer": None if answer is None else str(answer)}
+            )
 
         return reply
 
@@ -207,8 +209,11 @@ def run_demo(
         cheap_alone = build_solver([cheap_tier(server, gates=())])
         strong_alone = build_solver([strong_tier(server)])
         cascade = build_solver([cheap_tier(server), strong_tier(server)])
-        print(f"escalate demo: {len(problems)} GSM8K questions, recorded answers served by a "
-              f"local OpenAI-compatible server at {server.url}\n", file=out)
+        print(
+            f"escalate demo: {len(problems)} GSM8K questions, recorded answers served by a "
+            f"local OpenAI-compatible server at {server.url}\n",
+            file=out,
+        )
         for number, problem in enumerate(problems, 1):
             _solve(cheap_alone, problem, tallies["mixtral"])
             _solve(strong_alone, problem, tallies["gpt-4"])
