@@ -28,7 +28,14 @@ import tenacity
 from escalate._option import EscalationOption, ModelEscalated, option_model
 from escalate._outcomes import Answered, Failed, TierCall
 from escalate._receipt import Attempt, Move, Receipt, ReceiptOutcome
-from escalate.events import AttemptFinished, Escalated, Finished, MovedSideways, TierStarted
+from escalate.events import (
+    AttemptFinished,
+    Escalated,
+    Finished,
+    MovedSideways,
+    PartialAnswer,
+    TierStarted,
+)
 from escalate.exceptions import (
     AllTiersFailed,
     BudgetExceeded,
@@ -45,11 +52,13 @@ Messages = list[dict[str, Any]]
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """Send ``messages`` to ``deployment``; reply with the :data:`TierCall` it came to."""
+    """Send ``messages`` to ``deployment``; reply with the :data:`TierCall` it came to.
+    ``on_partial``, when set, receives a streaming tier's partial answers."""
 
     deployment: Any
     messages: Messages
     response_model: type[Any]
+    on_partial: Callable[[Any], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +236,20 @@ class _Ledger:
     def tier_started(self, tier: str, deployment: str) -> None:
         if self.emit is not None:
             self.emit(TierStarted(self.function, tier, deployment))
+
+    def partials(self, tier: str, deployment: str, wrapped: bool) -> Callable[[Any], None] | None:
+        """The callback for a streaming tier's partial answers (None when nobody listens).
+        ``wrapped``: the answer sits inside the escalation option's ``answer`` field."""
+        emit = self.emit
+        if emit is None:
+            return None
+
+        def partial(value: Any) -> None:
+            answer = getattr(value, "answer", None) if wrapped else value
+            if answer is not None:
+                emit(PartialAnswer(self.function, tier, deployment, answer))
+
+        return partial
 
     def spent(self) -> Decimal:
         return sum((a.cost_usd for a in self.attempts if a.cost_usd is not None), Decimal(0))
@@ -424,7 +447,11 @@ def _with_retries(
     plan: Plan, tier: Any, deployment: Any, request: _Request, ledger: _Ledger
 ) -> Generator[Step, Any, TierCall]:
     """One deployment, retried on provider failures by tenacity's decision machine."""
-    call = Call(deployment, request.messages, request.response_model)
+    on_partial = None
+    if getattr(deployment, "streams", False):
+        wrapped = request.response_model is not plan.response_model
+        on_partial = ledger.partials(tier.name, deployment.name, wrapped)
+    call = Call(deployment, request.messages, request.response_model, on_partial)
     result: TierCall = yield call
     ledger.record(result)
     if not _retryable(result, tier):

@@ -30,7 +30,7 @@ def run_sync(plan: Plan, messages: Messages, call: CallInfo) -> tuple[Any, Recei
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
         if isinstance(step, Call):
-            reply = step.deployment.call_sync(step.messages, step.response_model)
+            reply = step.deployment.call_sync(step.messages, step.response_model, **_extra(step))
         elif isinstance(step, Check):
             reply = _check_sync(step)
         else:
@@ -48,13 +48,20 @@ async def run_async(plan: Plan, messages: Messages, call: CallInfo) -> tuple[Any
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
         if isinstance(step, Call):
-            reply = await step.deployment.call_async(step.messages, step.response_model)
+            reply = await step.deployment.call_async(
+                step.messages, step.response_model, **_extra(step)
+            )
         elif isinstance(step, Check):
             reply = await _check_async(step)
         else:
             assert isinstance(step, Sleep)
             await asyncio.sleep(step.seconds)
             reply = None
+
+
+def _extra(step: Call) -> dict[str, Any]:
+    # Only streaming listeners need on_partial; backends that never stream need not take it.
+    return {"on_partial": step.on_partial} if step.on_partial is not None else {}
 
 
 def _check_sync(step: Check) -> Verdict:

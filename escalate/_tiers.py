@@ -61,6 +61,10 @@ class Tier:
       gate's reason fed back, before the task moves up (default 0).
     - ``on_timeout``: ``"retry"`` (a timeout is a provider failure: retried, then
       sideways) or ``"escalate"`` (the tier is too slow: move up at once).
+    - ``stream``: stream the answer (instructor's partial streaming), so listeners get
+      :class:`~escalate.events.PartialAnswer` events as it arrives. A streamed answer is
+      validated once complete; streaming tiers make no re-asks, and gates see no raw
+      completion (no logprobs).
     """
 
     model: str
@@ -77,6 +81,7 @@ class Tier:
     gates: Sequence[Any] = field(default=(), kw_only=True)
     gate_reasks: int = field(default=0, kw_only=True)
     on_timeout: Literal["retry", "escalate"] = field(default="retry", kw_only=True)
+    stream: bool = field(default=False, kw_only=True)
 
     @property
     def display_name(self) -> str:
@@ -112,6 +117,8 @@ class _Provider:
     instructor_client: Callable[[Any, Mode | None], Any]
     usage: Callable[[Any], tuple[int | None, int | None, int | None]]
     raw_output: Callable[[Any], str | None]
+    observe_chunk: Callable[[dict[str, Any], Any], None]
+    """Reads a streamed chunk (or event) into an attempt's record: model and usage."""
     genai_provider_id: str | None
     """The provider id genai-prices knows; ``None``: only a tier price prices it."""
     needs_base_url: bool = False
@@ -166,6 +173,22 @@ def _anthropic_usage(response: Any) -> tuple[int | None, int | None, int | None]
     return usage.input_tokens + cache_read + cache_write, usage.output_tokens, cache_read
 
 
+def _observe_openai_chunk(record: dict[str, Any], chunk: Any) -> None:
+    record["served_model"] = getattr(chunk, "model", None) or record.get("served_model")
+    if getattr(chunk, "usage", None) is not None:  # the last chunk, with include_usage
+        record["usage"] = _openai_usage(chunk)
+
+
+def _observe_anthropic_event(record: dict[str, Any], event: Any) -> None:
+    kind = getattr(event, "type", None)
+    if kind == "message_start":
+        record["served_model"] = event.message.model
+        record["usage"] = _anthropic_usage(event.message)
+    elif kind == "message_delta" and getattr(event, "usage", None) is not None:
+        input_tokens, _, cached = record.get("usage", (None, None, None))
+        record["usage"] = (input_tokens, event.usage.output_tokens, cached)
+
+
 def _openai_raw_output(response: Any) -> str | None:
     choices = getattr(response, "choices", None)
     if not choices:
@@ -196,6 +219,7 @@ _OPENAI = _Provider(
     instructor_client=_instructor_openai,
     usage=_openai_usage,
     raw_output=_openai_raw_output,
+    observe_chunk=_observe_openai_chunk,
     genai_provider_id="openai",
 )
 _PROVIDERS: dict[str, _Provider] = {
@@ -206,6 +230,7 @@ _PROVIDERS: dict[str, _Provider] = {
         instructor_client=_instructor_anthropic,
         usage=_anthropic_usage,
         raw_output=_anthropic_raw_output,
+        observe_chunk=_observe_anthropic_event,
         genai_provider_id="anthropic",
         default_create_kwargs={"max_tokens": 4096},
     ),
@@ -215,6 +240,7 @@ _PROVIDERS: dict[str, _Provider] = {
         instructor_client=_instructor_openai,
         usage=_openai_usage,
         raw_output=_openai_raw_output,
+        observe_chunk=_observe_openai_chunk,
         genai_provider_id=None,
         needs_base_url=True,
     ),
@@ -396,9 +422,40 @@ class _Recorder:
         provider = self.deployment.provider
         record["latency"] = time.perf_counter() - record["started"]
         record["response"] = response
+        if hasattr(response, "_iterator") and not hasattr(response, "usage"):
+            self._tap(record, response)  # a stream: model and usage arrive in its chunks
+            return
         record["served_model"] = getattr(response, "model", None)
         record["usage"] = provider.usage(response)
         record["raw_output"] = provider.raw_output(response)
+
+    def _tap(self, record: dict[str, Any], stream: Any) -> None:
+        """Watch an SDK stream's chunks go by (instructor consumes them) for the served
+        model and the usage; the latency is the time to the last chunk."""
+        observe = self.deployment.provider.observe_chunk
+        source = stream._iterator
+
+        def timed() -> None:
+            record["latency"] = time.perf_counter() - record["started"]
+
+        if hasattr(source, "__anext__"):
+
+            async def tapped_async() -> Any:
+                async for chunk in source:
+                    observe(record, chunk)
+                    yield chunk
+                timed()
+
+            stream._iterator = tapped_async()
+        else:
+
+            def tapped() -> Any:
+                for chunk in source:
+                    observe(record, chunk)
+                    yield chunk
+                timed()
+
+            stream._iterator = tapped()
 
     def _on_parse_error(self, error: BaseException, *args: Any, **kwargs: Any) -> None:
         self.pending[-1]["failure"] = ("rejected", "validation", _validation_reason(error))
@@ -437,8 +494,10 @@ class Deployment:
         self._clients = _ClientCache()
         self._lock = threading.Lock()
         self._secrets = tuple(s for s in (config.api_key, _client_key(config.client)) if s)
+        streams = config.stream and self.provider.name != "anthropic"
         self._create_kwargs = {
             **self.provider.default_create_kwargs,
+            **({"stream_options": {"include_usage": True}} if streams else {}),
             **(extra or {}),
             **config.create_kwargs,
             **({"timeout": config.timeout} if config.timeout is not None else {}),
@@ -446,6 +505,11 @@ class Deployment:
 
     def __repr__(self) -> str:
         return f"Deployment({self.name!r}, model={self.config.model!r})"
+
+    @property
+    def streams(self) -> bool:
+        """Whether answers arrive as a stream of partials (``Tier(stream=True)``)."""
+        return self.config.stream
 
     def check_flavour(self, is_async: bool) -> None:
         """Raise ConfigurationError if a given client cannot serve this face."""
@@ -505,33 +569,73 @@ class Deployment:
                 f"while {blocker} blocks provider calls: fake the tier or replay a cassette"
             )
 
-    def call_sync(self, messages: Messages, response_model: type[Any]) -> TierCall:
+    def call_sync(
+        self,
+        messages: Messages,
+        response_model: type[Any],
+        on_partial: Callable[[Any], None] | None = None,
+    ) -> TierCall:
         self._refuse_if_blocked()
         kwargs, recorder = self.request(messages, response_model)
+        client = self.instructor(False)
         token = _in_tier_call.set(True)
         try:
-            value, completion = self.instructor(False).create_with_completion(**kwargs)
+            if not self.config.stream:
+                value, completion = client.create_with_completion(**kwargs)
+                return Answered(value, recorder.attempts(None), completion)
+            last = None
+            for last in client.create_partial(**kwargs):
+                if on_partial is not None:
+                    on_partial(last)
         except Exception as error:
             return self.failed(error, recorder)
         finally:
             _in_tier_call.reset(token)
-        return Answered(value, recorder.attempts(None), completion)
+        return self._streamed(last, response_model, recorder)
 
-    async def call_async(self, messages: Messages, response_model: type[Any]) -> TierCall:
+    async def call_async(
+        self,
+        messages: Messages,
+        response_model: type[Any],
+        on_partial: Callable[[Any], None] | None = None,
+    ) -> TierCall:
         self._refuse_if_blocked()
         kwargs, recorder = self.request(messages, response_model)
+        client = self.instructor(True)
         token = _in_tier_call.set(True)
         try:
-            value, completion = await self.instructor(True).create_with_completion(**kwargs)
+            if not self.config.stream:
+                value, completion = await client.create_with_completion(**kwargs)
+                return Answered(value, recorder.attempts(None), completion)
+            last = None
+            async for last in client.create_partial(**kwargs):
+                if on_partial is not None:
+                    on_partial(last)
         except Exception as error:
             return self.failed(error, recorder)
         finally:
             _in_tier_call.reset(token)
-        return Answered(value, recorder.attempts(None), completion)
+        return self._streamed(last, response_model, recorder)
+
+    def _streamed(self, last: Any, response_model: type[Any], recorder: _Recorder) -> TierCall:
+        """The last partial of a stream, validated as a whole answer."""
+        from pydantic import BaseModel, ValidationError
+
+        data = last.model_dump(mode="json") if isinstance(last, BaseModel) else None
+        if recorder.pending:
+            recorder.pending[-1]["raw_output"] = self.scrub(json.dumps(data, ensure_ascii=False))
+        try:
+            value = response_model.model_validate(data)
+        except ValidationError as error:
+            reason = self.scrub(_validation_reason(error))
+            attempts = recorder.attempts(("rejected", "validation", reason, None))
+            return Failed("quality", "validation", reason, error, attempts)
+        return Answered(value, recorder.attempts(None), None)
 
     def failed(self, error: Exception, recorder: _Recorder) -> Failed:
         """Tell a provider failure from a bad answer from anything else."""
         from instructor.core.exceptions import IncompleteOutputException, InstructorRetryException
+        from pydantic import ValidationError
 
         cause: BaseException = error
         if isinstance(error, InstructorRetryException) and error.__cause__ is not None:
@@ -554,6 +658,10 @@ class Deployment:
                 recorder._on_request()  # instructor emitted no request hook for it
             attempts = recorder.attempts(("provider_error", trigger, reason, status))
             return Failed("provider", trigger, reason, cause, attempts, _retry_after(cause))
+        if isinstance(cause, ValidationError):  # a stream's final answer, validated by instructor
+            reason = self.scrub(_validation_reason(cause))
+            attempts = recorder.attempts(("rejected", "validation", reason, None))
+            return Failed("quality", "validation", reason, cause, attempts)
         if isinstance(error, InstructorRetryException) and error.failed_attempts:
             reason = self.scrub(_validation_reason(error.failed_attempts[-1].exception))
             attempts = recorder.attempts(("rejected", "validation", reason, None))

@@ -4,6 +4,7 @@ A call of an escalating function emits, in order:
 
 - :class:`TierStarted` when a tier (or, after a sideways move, another deployment of it)
   becomes active;
+- :class:`PartialAnswer` as a streaming tier's answer arrives (``Tier(stream=True)``);
 - :class:`AttemptFinished` after every request, with its :class:`~escalate.Attempt`;
 - :class:`MovedSideways` after a provider failure moves the task to an equivalent
   deployment, and :class:`Escalated` when it moves up a tier (trigger, reason, and, when
@@ -41,6 +42,7 @@ __all__ = [
     "Finished",
     "Hook",
     "MovedSideways",
+    "PartialAnswer",
     "TierStarted",
     "astream",
     "get_hooks",
@@ -58,6 +60,17 @@ class TierStarted:
     function: str
     tier: str
     deployment: str
+
+
+@dataclass(frozen=True)
+class PartialAnswer:
+    """Part of an answer, as a streaming tier produces it: the answer model with the
+    fields received so far (instructor's partial streaming). Not yet validated."""
+
+    function: str
+    tier: str
+    deployment: str
+    partial: Any
 
 
 @dataclass(frozen=True)
@@ -103,7 +116,7 @@ class Finished:
     error: BaseException | None = None
 
 
-Event = TierStarted | AttemptFinished | MovedSideways | Escalated | Finished
+Event = TierStarted | PartialAnswer | AttemptFinished | MovedSideways | Escalated | Finished
 Hook = Callable[[Event], None]
 
 _global_hooks: tuple[Hook, ...] = ()

@@ -25,6 +25,7 @@ from escalate.events import (
     Event,
     Finished,
     MovedSideways,
+    PartialAnswer,
     TierStarted,
     astream,
     set_hooks,
@@ -287,3 +288,58 @@ def test_a_passed_through_error_still_reaches_the_hooks(
     finished = seen[-1]
     assert isinstance(finished, Finished) and finished.receipt.outcome == "error"
     assert finished.receipt.attempts[0].status_code == 401
+
+
+# --- streaming tiers ---------------------------------------------------------------------------
+
+
+class Story(BaseModel):
+    title: str
+    body: str
+
+
+def test_a_streaming_tier_sends_partial_answers_then_a_full_receipt(
+    server: ProviderServer, provider: str, face: str
+) -> None:
+    url = server.openai_base_url if provider == "openai" else server.anthropic_base_url
+    cheap = Tier(f"{provider}/cheap", base_url=url, api_key=KEY, stream=True)
+    strong = Tier(f"{provider}/strong", base_url=url, api_key=KEY, stream=True)
+    body = "Once upon a time a cheap model told a story that was long enough to stream."
+    server.script("cheap", Reply(data={"title": "Tale"}))  # no body: fails validation
+    server.script("strong", Reply(data={"title": "Tale", "body": body}, output_tokens=40))
+
+    if face == "sync":
+
+        @escalating(tiers=[cheap, strong], response_model=Story)
+        def tell(topic: str) -> str:
+            return topic
+
+        events = list(stream(tell, "a story"))
+    else:
+
+        @escalating(tiers=[cheap, strong], response_model=Story)
+        async def tell_async(topic: str) -> str:
+            return topic
+
+        async def collect() -> list[Event]:
+            return [e async for e in astream(tell_async, "a story")]
+
+        events = asyncio.run(collect())
+
+    partials = [e for e in events if isinstance(e, PartialAnswer)]
+    strong_parts = [p.partial for p in partials if p.tier == strong.display_name]
+    assert len(strong_parts) > 2  # it arrived in pieces
+    lengths = [len(p.body or "") for p in strong_parts]
+    assert lengths == sorted(lengths) and lengths[-1] == len(body)
+    finished = events[-1]
+    assert isinstance(finished, Finished) and finished.result == Story(title="Tale", body=body)
+    receipt = finished.receipt
+    first, second = receipt.attempts
+    assert (first.outcome, first.trigger) == ("rejected", "validation") and "body" in (
+        first.reason or ""
+    )
+    assert second.served_model == "strong" and second.output_tokens == 40
+    assert second.input_tokens and second.cost_usd is None  # "strong" is no priced model
+    assert second.raw_output is not None and body in second.raw_output
+    if provider == "openai":
+        assert server.requests_for("strong")[0].body["stream_options"] == {"include_usage": True}
