@@ -78,6 +78,15 @@ class Check:
 
 
 @dataclass(frozen=True, slots=True)
+class Sample:
+    """Make ``call`` ``count`` more times (concurrently where the face can); reply with
+    the list of :data:`TierCall` they came to."""
+
+    call: Call
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
 class Verdict:
     """What the gates said: the scores they recorded, and the first rejection if any."""
 
@@ -86,7 +95,7 @@ class Verdict:
     rejection: Rejected | None = None
 
 
-Step = Call | Sleep | Check
+Step = Call | Sleep | Check | Sample
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -357,13 +366,16 @@ def _answer_on_tier(
     gates = plan.gates + tuple(getattr(tier, "gates", ()))
     offer = _offers_option(plan, index, ledger)
     for reask in range(getattr(tier, "gate_reasks", 0) + 1):
-        result, deployment = yield from _walk_tier(
-            plan, tier, _request(plan, messages, offer), ledger
-        )
+        request = _request(plan, messages, offer)
+        result, deployment = yield from _walk_tier(plan, tier, request, ledger)
         if offer and isinstance(result, Answered):
             result = _took_option(result, ledger)
         if not isinstance(result, Answered) or not gates:
             return result, deployment
+        samples: tuple[Any, ...] = ()
+        if (wanted := max(getattr(gate, "samples", 1) for gate in gates)) > 1:
+            samples = yield from _sample(deployment, request, wanted - 1, result, offer, ledger)
+            result = _majority(gates, samples, result)
         context = GateContext(
             messages=messages,
             tier=tier.name,
@@ -375,6 +387,7 @@ def _answer_on_tier(
             args=call.args,
             kwargs=call.kwargs,
             is_last_tier=index == len(plan.tiers) - 1,
+            samples=samples,
         )
         verdict: Verdict = yield Check(gates, result.value, context)
         if verdict.rejection is None:
@@ -389,6 +402,32 @@ def _answer_on_tier(
         if reask < getattr(tier, "gate_reasks", 0):
             messages = _with_failure(messages, failed)
     return failed, deployment
+
+
+def _sample(
+    deployment: Any, request: _Request, count: int, first: Answered, wrapped: bool, ledger: _Ledger
+) -> Generator[Step, Any, tuple[Any, ...]]:
+    """``count`` more answers from the same deployment, for a consistency gate; each is an
+    attempt on the receipt (its cost counted), and failed samples are left out.
+    ``wrapped``: answers sit in the escalation option's ``answer`` field."""
+    call = Call(deployment, request.messages, request.response_model)
+    results: list[TierCall] = yield Sample(call, count)
+    answers = [first.value]
+    for result in results:
+        ledger.record(result)
+        if isinstance(result, Answered):
+            value = result.value.answer if wrapped else result.value
+            if value is not None:
+                answers.append(value)
+    return tuple(answers)
+
+
+def _majority(gates: tuple[Any, ...], samples: tuple[Any, ...], first: Answered) -> Answered:
+    """The answer a gate with ``choose`` picks among the samples (the majority)."""
+    chooser = next((gate for gate in gates if hasattr(gate, "choose")), None)
+    if chooser is None:
+        return first
+    return Answered(chooser.choose(samples), first.attempts, first.completion)
 
 
 def _offers_option(plan: Plan, index: int, ledger: _Ledger) -> bool:

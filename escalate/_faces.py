@@ -13,7 +13,7 @@ import inspect
 import time
 from typing import Any
 
-from escalate._engine import Call, CallInfo, Check, Messages, Plan, Sleep, Verdict, walk
+from escalate._engine import Call, CallInfo, Check, Messages, Plan, Sample, Sleep, Verdict, walk
 from escalate._receipt import Receipt
 from escalate.gates import Rejected, gate_name
 
@@ -33,6 +33,12 @@ def run_sync(plan: Plan, messages: Messages, call: CallInfo) -> tuple[Any, Recei
             reply = step.deployment.call_sync(step.messages, step.response_model, **_extra(step))
         elif isinstance(step, Check):
             reply = _check_sync(step)
+        elif isinstance(step, Sample):
+            again = step.call
+            reply = [
+                again.deployment.call_sync(again.messages, again.response_model)
+                for _ in range(step.count)
+            ]
         else:
             time.sleep(step.seconds)
             reply = None
@@ -53,6 +59,14 @@ async def run_async(plan: Plan, messages: Messages, call: CallInfo) -> tuple[Any
             )
         elif isinstance(step, Check):
             reply = await _check_async(step)
+        elif isinstance(step, Sample):
+            again = step.call
+            reply = await asyncio.gather(
+                *(
+                    again.deployment.call_async(again.messages, again.response_model)
+                    for _ in range(step.count)
+                )
+            )
         else:
             assert isinstance(step, Sleep)
             await asyncio.sleep(step.seconds)

@@ -14,7 +14,10 @@ gates for one tier. A gate may also carry, as attributes:
 - ``name``: how receipts call it (default: the function's ``__name__``);
 - ``request_kwargs``: extra arguments its tier's requests need (``logprobs=True``);
 - ``check_tier(tier)``: called once when the decorator is applied, to refuse a tier it
-  cannot work with (raise :class:`~escalate.ConfigurationError` saying why).
+  cannot work with (raise :class:`~escalate.ConfigurationError` saying why);
+- ``samples``: how many answers the gate wants from the tier (the engine asks for the
+  extra ones, concurrently under async, and hands all in ``context.samples``);
+- ``choose(samples)``: which of the sampled answers is returned (the majority).
 """
 
 from __future__ import annotations
@@ -56,6 +59,9 @@ class GateContext:
     """The escalating function's call arguments."""
     kwargs: Mapping[str, Any] = field(default_factory=dict)
     is_last_tier: bool = False
+    samples: tuple[Any, ...] = ()
+    """Every answer sampled on this tier for this check, the first included, when a gate
+    asked for samples (``samples = n``); empty otherwise."""
 
 
 GateResult = float | None

@@ -247,3 +247,51 @@ def test_gate_configuration_mistakes(kwargs: dict[str, Any], message: str) -> No
     settings.update(kwargs)
     with pytest.raises(ConfigurationError, match=message):
         escalating(**settings)
+
+
+# --- consistency: n samples, the majority returned ---------------------------------------------
+
+
+class Pick(BaseModel):
+    label: str
+    why: str = ""
+
+
+def test_consistency_returns_the_majority_and_counts_every_sample(
+    build: Any, server: ProviderServer, tiers: list[Tier]
+) -> None:
+    from escalate._consistency import consistency
+
+    server.script(
+        "gpt-4o-mini",
+        Reply(data={"label": "spam", "why": "a"}),
+        Reply(data={"label": "ham", "why": "b"}),
+        Reply(data={"label": "Ham ", "why": "c"}),
+        Reply(data={"label": "ham", "why": "d"}),
+    )
+    ask = build(tiers=tiers, response_model=Pick, gates=[consistency(4, field="label")])
+
+    pick = ask("classify: hello")
+
+    assert pick.label == "ham" and pick.why == "b"  # the earliest of the majority
+    receipt = receipt_of(pick)
+    assert len(receipt.attempts) == 4 and not receipt.escalated
+    assert all(a.cost_usd and a.cost_usd > 0 for a in receipt.attempts)  # samples cost money
+    assert receipt.attempts[-1].scores == {"consistency": 0.75}
+
+
+def test_consistency_escalates_when_samples_disagree(
+    build: Any, server: ProviderServer, tiers: list[Tier]
+) -> None:
+    from escalate._consistency import consistency
+
+    server.script("gpt-4o-mini", *(Reply(data={"label": x}) for x in ("a", "b", "c")))
+    server.script("claude-sonnet-4-5", *(Reply(data={"label": "b"}) for _ in range(3)))
+    ask = build(tiers=tiers, response_model=Pick, gates=[consistency(3, field="label")])
+
+    receipt = receipt_of(ask("q"))
+
+    cheap = [a for a in receipt.attempts if a.tier == tiers[0].display_name]
+    assert len(cheap) == 3 and cheap[-1].trigger == "gate"
+    assert cheap[-1].reason == "consistency: 1 of 3 samples agree on 'label' (0.33 < 0.60)"
+    assert receipt.answered_by == tiers[1].display_name
