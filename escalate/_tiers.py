@@ -355,7 +355,8 @@ def _validation_reason(error: BaseException) -> str:
 
 # --- instructor's logs ---------------------------------------------------------------------
 
-_in_tier_call = contextvars.ContextVar("escalate_in_tier_call", default=False)
+_recording: contextvars.ContextVar[_Recorder] = contextvars.ContextVar("escalate_recording")
+"""The recorder of the tier call in progress in this thread or task (if any)."""
 
 
 class _DemoteInstructorErrors(logging.Filter):
@@ -364,7 +365,7 @@ class _DemoteInstructorErrors(logging.Filter):
     records to DEBUG so they reach only handlers that asked for debug output."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if _in_tier_call.get() and record.levelno > logging.DEBUG:
+        if _recording.get(None) is not None and record.levelno > logging.DEBUG:
             record.levelno, record.levelname = logging.DEBUG, "DEBUG"
         return True
 
@@ -403,13 +404,17 @@ class _Recorder:
         self.deployment = deployment
         self.pending: list[dict[str, Any]] = []
 
-    def hooks(self) -> Any:
+    @staticmethod
+    def shared_hooks() -> Any:
+        """One instructor ``Hooks`` for every call of a deployment: its handlers find the
+        call's recorder in a context variable (each thread and task has its own), which
+        saves building hooks on every call."""
         from instructor.core.hooks import Hooks
 
         hooks = Hooks()
-        hooks.on("completion:kwargs", self._on_request)
-        hooks.on("completion:response", self._on_response)
-        hooks.on("parse:error", self._on_parse_error)
+        hooks.on("completion:kwargs", lambda *a, **k: _recording.get()._on_request())
+        hooks.on("completion:response", lambda r, *a, **k: _recording.get()._on_response(r))
+        hooks.on("parse:error", lambda e, *a, **k: _recording.get()._on_parse_error(e))
         return hooks
 
     def _on_request(self, *args: Any, **kwargs: Any) -> None:
@@ -492,6 +497,7 @@ class Deployment:
         provider_name, _, self.model = config.model.partition("/")
         self.provider = _PROVIDERS[provider_name]
         self._clients = _ClientCache()
+        self._hooks: Any = None
         self._lock = threading.Lock()
         self._secrets = tuple(s for s in (config.api_key, _client_key(config.client)) if s)
         streams = config.stream and self.provider.name != "anthropic"
@@ -557,9 +563,13 @@ class Deployment:
             "messages": messages,
             "response_model": response_model,
             "max_retries": self.config.max_reasks,
-            "hooks": recorder.hooks(),
+            "hooks": self._hooks or self._make_hooks(),
         }
         return kwargs, recorder
+
+    def _make_hooks(self) -> Any:
+        self._hooks = _Recorder.shared_hooks()
+        return self._hooks
 
     def _refuse_if_blocked(self) -> None:
         blocker = blocked_providers.get()
@@ -578,7 +588,7 @@ class Deployment:
         self._refuse_if_blocked()
         kwargs, recorder = self.request(messages, response_model)
         client = self.instructor(False)
-        token = _in_tier_call.set(True)
+        token = _recording.set(recorder)
         try:
             if not self.config.stream:
                 value, completion = client.create_with_completion(**kwargs)
@@ -590,7 +600,7 @@ class Deployment:
         except Exception as error:
             return self.failed(error, recorder)
         finally:
-            _in_tier_call.reset(token)
+            _recording.reset(token)
         return self._streamed(last, response_model, recorder)
 
     async def call_async(
@@ -602,7 +612,7 @@ class Deployment:
         self._refuse_if_blocked()
         kwargs, recorder = self.request(messages, response_model)
         client = self.instructor(True)
-        token = _in_tier_call.set(True)
+        token = _recording.set(recorder)
         try:
             if not self.config.stream:
                 value, completion = await client.create_with_completion(**kwargs)
@@ -614,7 +624,7 @@ class Deployment:
         except Exception as error:
             return self.failed(error, recorder)
         finally:
-            _in_tier_call.reset(token)
+            _recording.reset(token)
         return self._streamed(last, response_model, recorder)
 
     def _streamed(self, last: Any, response_model: type[Any], recorder: _Recorder) -> TierCall:
@@ -700,7 +710,9 @@ class Deployment:
         priced_cost, source, note = priced.cost_usd, priced.source, priced.note
         if record.get("response") is None:
             priced_cost, source, note = _unanswered_cost(trigger)
-        return Attempt(
+        # Every field is built here from typed values, so skip re-validation on the hot path
+        # (a receipt read back from JSON is validated; tests round-trip real receipts).
+        return Attempt.model_construct(
             tier=self.tier_name,
             deployment=self.name,
             provider=self.provider.name,
