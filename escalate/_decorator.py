@@ -113,6 +113,8 @@ def escalating(
     model: type[Any] = TextAnswer if is_text else response_model
     option = _as_option(offer_escalation)
     hook_list = _check_hooks(hooks)
+    for tier in built:
+        _check_gates_fit((*gate_list, *tier.gates), model, tier.name)
     trigger = _as_trigger(on)
     budget = as_budget(budget_usd)
     if when_unmet not in ("raise", "best"):
@@ -266,6 +268,21 @@ def _check_gates(gates: object, where: str) -> tuple[Gate, ...]:
                 "(answer, context) that raises escalate.gates.Rejected to reject"
             )
     return tuple(gates)
+
+
+def _check_gates_fit(gates: Sequence[Any], model: type[Any], tier: str) -> None:
+    """Gates whose scores would overwrite each other, or that read fields the response
+    model lacks, are refused now rather than on the first answer."""
+    names = [gate_name(gate) for gate in gates]
+    if duplicates := sorted({name for name in names if names.count(name) > 1}):
+        raise ConfigurationError(
+            f"tier {tier!r} has two gates named {duplicates[0]!r}: their scores would "
+            "overwrite each other on the receipt; give one of them name='...'"
+        )
+    for gate in gates:
+        check = getattr(gate, "check_response_model", None)
+        if check is not None:
+            check(model)
 
 
 def _refuse_async_gates(gates: Sequence[Any], fn: Callable[..., Any]) -> None:

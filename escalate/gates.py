@@ -8,6 +8,10 @@ A gate is any callable, sync or async, taking ``(answer, context)``:
 - to **reject**, raise :class:`Rejected` with a reason, as a pydantic validator would;
   the reason reaches the receipt verbatim and the task moves up a tier.
 
+Built in (each documented in docs/gates.md): ``min_length``, ``max_length``, ``cites``,
+``known_ids``, ``not_refusal``, ``not_hedging``, ``complete``, ``not_empty`` (mechanical,
+free); ``logprob_confidence``, ``self_reported``, ``consistency`` (confidence).
+
 Gates given to ``@escalating(gates=[...])`` run on every tier; ``Tier(gates=[...])`` adds
 gates for one tier. A gate may also carry, as attributes:
 
@@ -17,7 +21,9 @@ gates for one tier. A gate may also carry, as attributes:
   cannot work with (raise :class:`~escalate.ConfigurationError` saying why);
 - ``samples``: how many answers the gate wants from the tier (the engine asks for the
   extra ones, concurrently under async, and hands all in ``context.samples``);
-- ``choose(samples)``: which of the sampled answers is returned (the majority).
+- ``choose(samples)``: which of the sampled answers is returned (the majority);
+- ``check_response_model(model)``: called when the decorator is applied, to refuse a
+  response model it cannot read (a field name that does not exist).
 """
 
 from __future__ import annotations
@@ -29,7 +35,26 @@ from typing import Any, Protocol
 
 from escalate._receipt import Attempt
 
-__all__ = ["Gate", "GateContext", "Rejected", "gate_name", "is_async_gate"]
+__all__ = [
+    "DEFAULT_HEDGES",
+    "DEFAULT_REFUSALS",
+    "Gate",
+    "GateContext",
+    "Rejected",
+    "cites",
+    "complete",
+    "consistency",
+    "gate_name",
+    "is_async_gate",
+    "known_ids",
+    "logprob_confidence",
+    "max_length",
+    "min_length",
+    "not_empty",
+    "not_hedging",
+    "not_refusal",
+    "self_reported",
+]
 
 
 class Rejected(Exception):
@@ -88,3 +113,21 @@ def is_async_gate(gate: Callable[..., Any]) -> bool:
     return inspect.iscoroutinefunction(gate) or inspect.iscoroutinefunction(
         getattr(gate, "__call__", None)  # noqa: B004 - an object's async __call__
     )
+
+
+# The built-in gates live in their own rooms; they need the names above, so they come last.
+from escalate._builtin_gates import (  # noqa: E402
+    DEFAULT_HEDGES,
+    DEFAULT_REFUSALS,
+    cites,
+    complete,
+    known_ids,
+    logprob_confidence,
+    max_length,
+    min_length,
+    not_empty,
+    not_hedging,
+    not_refusal,
+    self_reported,
+)
+from escalate._consistency import consistency  # noqa: E402

@@ -295,3 +295,18 @@ def test_consistency_escalates_when_samples_disagree(
     assert len(cheap) == 3 and cheap[-1].trigger == "gate"
     assert cheap[-1].reason == "consistency: 1 of 3 samples agree on 'label' (0.33 < 0.60)"
     assert receipt.answered_by == tiers[1].display_name
+
+
+def test_gates_that_cannot_fit_are_refused_at_decoration() -> None:
+    from escalate.gates import min_length
+
+    with pytest.raises(ConfigurationError, match="summry"):
+        escalating(
+            tiers=["openai/gpt-4o-mini"], response_model=Answer, gates=[min_length("summry", 3)]
+        )
+    twice = [min_length("body", 3), min_length("body", 9)]
+    with pytest.raises(ConfigurationError, match=r"two gates named 'min_length\(body\)'"):
+        escalating(tiers=["openai/gpt-4o-mini"], response_model=Answer, gates=twice)
+    per_tier = Tier("openai/gpt-4o-mini", gates=[min_length("body", 9)])
+    with pytest.raises(ConfigurationError, match="two gates named"):
+        escalating(tiers=[per_tier], response_model=Answer, gates=[min_length("body", 3)])
