@@ -220,7 +220,7 @@ class _Ledger:
         self.notes: list[str] = []
 
     def receipt(self, outcome: ReceiptOutcome, by: str | None) -> Receipt:
-        return Receipt.model_construct(  # built from typed values: no re-validation
+        return Receipt(
             function=self.function,
             outcome=outcome,
             answered_by=by,
