@@ -45,3 +45,19 @@ def test_tiers_for_names_the_mistakes() -> None:
         tiers_for("vllm", base_url="http://127.0.0.1:8000/v1")
     with pytest.raises(ValueError, match="unknown provider 'mistral'"):
         tiers_for("mistral")
+
+
+def test_the_chat_command_runs_offline() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "escalate", "chat", "--offline", "--provider", "openai"],
+        input="hi\nexplain the tax rules for this\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert "cheap> (offline gpt-4o-mini) You said: hi" in done.stdout
+    assert "[cheap -> strong]" in done.stdout and "strong> (offline gpt-4o)" in done.stdout
