@@ -13,9 +13,10 @@ Mistral's list price for Mixtral).
 Four strategies are compared on every uncontaminated question:
 
 - Mixtral alone and GPT-4 alone: ``@escalating`` with that one tier, no gates;
-- the cascade: ``tiers=[mixtral, gpt4]`` with two gates on the Mixtral tier that a user would
-  write for this task: the answer states a final answer line (``has_answer_line``) and the
-  arithmetic written in the reasoning is right (``arithmetic_errors`` is empty);
+- the cascade: ``tiers=[mixtral, gpt4]`` with the gates on the Mixtral tier that a user
+  would write for this task (``escalate.demo.CHEAP_GATES``, the demo's own): the reasoning
+  states a final answer line, the arithmetic written in it is right, and the answer is a
+  whole number (GSM8K's answers all are);
 - a perfect cascade (an oracle that knows which Mixtral answers are wrong): Mixtral's cost on
   every question plus GPT-4's on those it gets wrong, from the two single-tier runs' receipts.
 
@@ -38,82 +39,21 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel
-
-from escalate import Price, Receipt, Tier, escalating, receipt_of
-from escalate.demo.gsm8k import (
-    Problem,
-    arithmetic_errors,
-    few_shot_prompt,
-    final_answer,
-    has_answer_line,
-    is_correct,
-    load_problems,
+from escalate import Receipt, receipt_of
+from escalate.demo import (
+    Solution,
+    build_solver,
+    cheap_tier,
+    serve_recorded,
+    strong_tier,
 )
-from escalate.gates import GateContext, Rejected
-from escalate.testing._server import ProviderServer, Reply, Request
+from escalate.demo.gsm8k import Problem, is_correct, load_problems
+from escalate.testing._server import ProviderServer
 
-CHEAP = "mixtral-8x7b"
-STRONG = "gpt-4-1106-preview"
 CONCURRENCY = 32
 """Questions in flight at once (threads: the sync face; see the README for why not asyncio)."""
 TIMEOUT = 60.0
 """Seconds per request: the local server answers in milliseconds, so this only bounds a hang."""
-
-
-class Solution(BaseModel):
-    """The structured answer both tiers give."""
-
-    reasoning: str
-    answer: Decimal | None
-
-
-# --- the gates a user would write for this task ------------------------------------------
-
-
-def answer_line(answer: Solution, context: GateContext) -> None:
-    """The reasoning ends in an explicit final answer ("#### 18", "The answer is 18")."""
-    if not has_answer_line(answer.reasoning):
-        raise Rejected("no final answer line ('#### N' or 'The answer is N')")
-
-
-def arithmetic(answer: Solution, context: GateContext) -> None:
-    """Every calculation written in the reasoning is right."""
-    errors = arithmetic_errors(answer.reasoning)
-    if errors:
-        raise Rejected(f"{len(errors)} wrong calculation(s): {'; '.join(errors[:3])}")
-
-
-# --- the server ---------------------------------------------------------------------------
-
-
-def _question_of(request: Request) -> str:
-    """The question at the end of the 8-shot prompt: ``...Question: <q>\\nAnswer:``."""
-    tail = request.last_user_text.rpartition("Question: ")[2]
-    return tail.removesuffix("\nAnswer:")
-
-
-def _responder(problems: Sequence[Problem], strong: bool) -> Callable[[Request], Reply]:
-    by_question = {p.question: p for p in problems}
-
-    def respond(request: Request) -> Reply:
-        problem = by_question[_question_of(request)]
-        text = problem.strong_response if strong else problem.cheap_response
-        answer = final_answer(text)
-        return Reply(data={"reasoning": text, "answer": None if answer is None else str(answer)})
-
-    return respond
-
-
-def mixtral_price() -> Price:
-    """Mistral's list price for open-mixtral-8x7b, read from genai-prices."""
-    from genai_prices import Usage, calc_price
-
-    def per_million(input_tokens: int, output_tokens: int) -> Decimal:
-        usage = Usage(input_tokens=input_tokens, output_tokens=output_tokens)
-        return Decimal(calc_price(usage, "open-mixtral-8x7b", provider_id="mistral").total_price)
-
-    return Price(input=per_million(1_000_000, 0), output=per_million(0, 1_000_000))
 
 
 # --- running ------------------------------------------------------------------------------
@@ -127,7 +67,7 @@ class Outcome:
 
     @property
     def by_strong(self) -> bool:
-        return self.receipt.answered_by == f"openai/{STRONG}"
+        return self.receipt.answered_by == "gpt-4"
 
     @property
     def correct(self) -> bool:
@@ -162,27 +102,14 @@ def run_all(solve: Callable[[str], Solution], problems: Sequence[Problem]) -> li
 
 def benchmark(problems: Sequence[Problem], server: ProviderServer) -> dict[str, Any]:
     """Run the three strategies through ``@escalating`` and summarise their receipts."""
-    server.respond(CHEAP, _responder(problems, strong=False))
-    server.respond(STRONG, _responder(problems, strong=True))
-    base = server.openai_base_url
-    price = mixtral_price()
-    mixtral = Tier(f"compatible/{CHEAP}", base_url=base, price=price, timeout=TIMEOUT)
-    gpt4 = Tier(f"openai/{STRONG}", base_url=base, api_key="unused", timeout=TIMEOUT)
-    gated = Tier(
-        f"compatible/{CHEAP}",
-        base_url=base,
-        price=price,
-        timeout=TIMEOUT,
-        gates=[answer_line, arithmetic],  # on the cheap tier only
-    )
-
-    def prompt(question: str) -> str:
-        return few_shot_prompt(question)
+    serve_recorded(server, problems)
+    mixtral = cheap_tier(server, gates=(), timeout=TIMEOUT)
+    gpt4 = strong_tier(server, timeout=TIMEOUT)
+    gated = cheap_tier(server, timeout=TIMEOUT)  # the demo's gates, on the cheap tier only
 
     runs: dict[str, list[Outcome]] = {}
     for name, tiers in (("mixtral", [mixtral]), ("gpt4", [gpt4]), ("cascade", [gated, gpt4])):
-        solve = escalating(tiers=tiers, response_model=Solution)(prompt)
-        runs[name] = run_all(solve, problems)
+        runs[name] = run_all(build_solver(tiers), problems)
     return summarise(problems, runs)
 
 

@@ -125,7 +125,12 @@ def mixtral_price() -> Price:
     return Price(input=per_million(1_000_000, 0), output=per_million(0, 1_000_000))
 
 
-def cheap_tier(server: ProviderServer, *, gates: Sequence[object] = CHEAP_GATES) -> Tier:
+def cheap_tier(
+    server: ProviderServer,
+    *,
+    gates: Sequence[object] = CHEAP_GATES,
+    timeout: float | None = None,
+) -> Tier:
     """Mixtral as an OpenAI-compatible tier, priced at Mistral's list price."""
     return Tier(
         f"compatible/{CHEAP}",
@@ -133,12 +138,19 @@ def cheap_tier(server: ProviderServer, *, gates: Sequence[object] = CHEAP_GATES)
         base_url=server.openai_base_url,
         price=mixtral_price(),
         gates=list(gates),
+        timeout=timeout,
     )
 
 
-def strong_tier(server: ProviderServer) -> Tier:
+def strong_tier(server: ProviderServer, *, timeout: float | None = None) -> Tier:
     """GPT-4 Turbo, priced by genai-prices ($10 in, $30 out per million tokens)."""
-    return Tier(f"openai/{STRONG}", name="gpt-4", base_url=server.openai_base_url, api_key="-")
+    return Tier(
+        f"openai/{STRONG}",
+        name="gpt-4",
+        base_url=server.openai_base_url,
+        api_key="-",
+        timeout=timeout,
+    )
 
 
 def build_solver(tiers: Sequence[Tier]) -> Callable[[str], Solution]:
