@@ -20,6 +20,15 @@ from escalate import (
     receipt_of,
 )
 from escalate.gates import GateContext, Rejected
+from escalate.testing import (
+    FunctionTier,
+    ScriptedTier,
+    assert_answered_by,
+    assert_escalated,
+    assert_not_escalated,
+    assert_tiers,
+    override,
+)
 from escalate.testing._server import ProviderServer, Reply
 
 from .conftest import KEY
@@ -99,7 +108,10 @@ def test_per_tier_gates_run_only_on_their_tier(
     answer = build(tiers=[cheap, strong], response_model=Answer)("q")
 
     assert answer.body == "too short"  # the strong tier has no length gate
-    assert receipt_of(answer).answered_by == strong.display_name
+    assert_escalated(
+        answer, trigger="gate", reason_contains="wants 20", to_tier=strong.display_name
+    )
+    assert_answered_by(answer, strong.display_name)
 
 
 def test_a_gate_rejection_is_reasked_on_the_same_tier_with_its_reason(
@@ -112,7 +124,8 @@ def test_a_gate_rejection_is_reasked_on_the_same_tier_with_its_reason(
     receipt = receipt_of(ask("q"))
 
     assert [a.outcome for a in receipt.attempts] == ["rejected", "answered"]
-    assert {a.tier for a in receipt.attempts} == {cheap.display_name} and not receipt.escalated
+    assert_tiers(receipt, [cheap.display_name])
+    assert_not_escalated(receipt)
     second = server.requests_for("gpt-4o-mini")[1].body["messages"]
     assert "body has 9 characters, wants 20" in second[-1]["content"]
     assert second[-2]["role"] == "assistant" and "too short" in second[-2]["content"]
@@ -310,3 +323,44 @@ def test_gates_that_cannot_fit_are_refused_at_decoration() -> None:
     per_tier = Tier("openai/gpt-4o-mini", gates=[min_length("body", 9)])
     with pytest.raises(ConfigurationError, match="two gates named"):
         escalating(tiers=[per_tier], response_model=Answer, gates=[min_length("body", 3)])
+
+
+# --- the same engine decisions with the testing kit's fake tiers (no HTTP) ---------------------
+
+
+def test_the_loop_guard_and_routing_with_fake_tiers(face: str) -> None:
+    """The engine's choices do not depend on HTTP: fake tiers from escalate.testing swap
+    in through override(), the call site untouched."""
+    import asyncio
+
+    escalate_please = {"escalate": {"reason": "too hard", "question": "q?"}}
+
+    def prompt(question: str) -> str:
+        return question
+
+    async def async_prompt(question: str) -> str:
+        return question
+
+    from escalate import EscalationOption
+
+    option = EscalationOption(max_escalations=1)
+    decorate = escalating(tiers=["openai/a", "openai/b", "openai/c"], response_model=Answer,
+                          offer_escalation=option)  # fmt: skip
+    ask = decorate(prompt if face == "sync" else async_prompt)
+    cheap = ScriptedTier("cheap", escalate_please)
+    mid = ScriptedTier("mid", {"body": "mid answers"})
+    seen: list[list[dict[str, Any]]] = []
+    strong = FunctionTier("strong", lambda messages: seen.append(messages) or {"body": "s"})
+
+    with override(ask, tiers=[cheap, mid, strong]):
+        answer = ask("q") if face == "sync" else asyncio.run(ask("q"))
+        assert answer.body == "mid answers"
+        assert_escalated(answer, trigger="model", from_tier="cheap", to_tier="mid")
+        # The guard is spent: mid was not offered the option (no policy prompt), cheap was.
+        assert cheap.calls[0][0] == {"role": "system", "content": option.policy}
+        assert [m["role"] for m in mid.calls[0]] == ["user"]
+        with options(start_at="strong", reason="regenerate"):
+            again = ask("q") if face == "sync" else asyncio.run(ask("q"))
+        assert_tiers(again, ["strong"])
+        assert receipt_of(again).route == "start_at='strong' by options(): regenerate"
+    assert seen and seen[0][-1]["content"] == "q"
