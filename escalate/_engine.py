@@ -233,8 +233,22 @@ class _Ledger:
         )
 
     def restamp_last(self, **changes: Any) -> None:
-        if self.attempts:
-            self.attempts[-1] = self.attempts[-1].model_copy(update=changes)
+        self.restamp(len(self.attempts) - 1, **changes)
+
+    def restamp(self, index: int, **changes: Any) -> None:
+        if 0 <= index < len(self.attempts):
+            self.attempts[index] = self.attempts[index].model_copy(update=changes)
+
+    def record_extra(self, result: TierCall, why: str) -> None:
+        """An attempt a gate asked for (a sample, a follow-up question): not an answer to
+        the call, so it says what it was for."""
+        if isinstance(result, Answered):
+            result = Answered(
+                result.value,
+                tuple(a.model_copy(update={"trigger": why}) for a in result.attempts),
+                result.completion,
+            )
+        self.record(result)
 
     def record(self, result: TierCall) -> None:
         self.attempts.extend(result.attempts)
@@ -372,10 +386,12 @@ def _answer_on_tier(
             result = _took_option(result, ledger)
         if not isinstance(result, Answered) or not gates:
             return result, deployment
+        answer_at = len(ledger.attempts) - 1  # gates' samples and follow-ups come after it
         samples: tuple[Any, ...] = ()
         if (wanted := max(getattr(gate, "samples", 1) for gate in gates)) > 1:
             samples = yield from _sample(deployment, request, wanted - 1, result, offer, ledger)
             result = _majority(gates, samples, result)
+        follow_up = yield from _follow_up(gates, deployment, messages, result, ledger)
         context = GateContext(
             messages=messages,
             tier=tier.name,
@@ -388,14 +404,15 @@ def _answer_on_tier(
             kwargs=call.kwargs,
             is_last_tier=index == len(plan.tiers) - 1,
             samples=samples,
+            follow_up=follow_up,
         )
         verdict: Verdict = yield Check(gates, result.value, context)
         if verdict.rejection is None:
-            ledger.restamp_last(scores=verdict.scores)
+            ledger.restamp(answer_at, scores=verdict.scores)
             return result, deployment
         reason = f"{verdict.rejected_by}: {verdict.rejection.reason}"
-        ledger.restamp_last(
-            outcome="rejected", trigger="gate", reason=reason, scores=verdict.scores
+        ledger.restamp(
+            answer_at, outcome="rejected", trigger="gate", reason=reason, scores=verdict.scores
         )
         best.value, best.tier = result.value, tier.name
         failed = Failed("quality", "gate", reason, verdict.rejection, result.attempts)
@@ -414,12 +431,25 @@ def _sample(
     results: list[TierCall] = yield Sample(call, count)
     answers = [first.value]
     for result in results:
-        ledger.record(result)
+        ledger.record_extra(result, "sample")
         if isinstance(result, Answered):
             value = result.value.answer if wrapped else result.value
             if value is not None:
                 answers.append(value)
     return tuple(answers)
+
+
+def _follow_up(
+    gates: tuple[Any, ...], deployment: Any, messages: Messages, answered: Answered, ledger: _Ledger
+) -> Generator[Step, Any, Any]:
+    """The tier's reply to the first gate's follow-up request (None if none or failed)."""
+    asker = next((gate for gate in gates if hasattr(gate, "follow_up")), None)
+    if asker is None:
+        return None
+    follow_messages, model = asker.follow_up(answered.value, messages)
+    reply: TierCall = yield Call(deployment, follow_messages, model)
+    ledger.record_extra(reply, "follow_up")
+    return reply.value if isinstance(reply, Answered) else None
 
 
 def _majority(gates: tuple[Any, ...], samples: tuple[Any, ...], first: Answered) -> Answered:

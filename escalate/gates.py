@@ -10,7 +10,8 @@ A gate is any callable, sync or async, taking ``(answer, context)``:
 
 Built in (each documented in docs/gates.md): ``min_length``, ``max_length``, ``cites``,
 ``known_ids``, ``not_refusal``, ``not_hedging``, ``complete``, ``not_empty`` (mechanical,
-free); ``logprob_confidence``, ``self_reported``, ``consistency`` (confidence).
+free); ``logprob_confidence``, ``self_reported``, ``asked_confidence``, ``consistency``
+(confidence).
 
 Gates given to ``@escalating(gates=[...])`` run on every tier; ``Tier(gates=[...])`` adds
 gates for one tier. A gate may also carry, as attributes:
@@ -22,6 +23,8 @@ gates for one tier. A gate may also carry, as attributes:
 - ``samples``: how many answers the gate wants from the tier (the engine asks for the
   extra ones, concurrently under async, and hands all in ``context.samples``);
 - ``choose(samples)``: which of the sampled answers is returned (the majority);
+- ``follow_up(answer, messages) -> (messages, response_model)``: one more request the
+  engine sends the same tier after the answer; the reply is ``context.follow_up``;
 - ``check_response_model(model)``: called when the decorator is applied, to refuse a
   response model it cannot read (a field name that does not exist).
 """
@@ -41,6 +44,7 @@ __all__ = [
     "Gate",
     "GateContext",
     "Rejected",
+    "asked_confidence",
     "cites",
     "complete",
     "consistency",
@@ -87,6 +91,9 @@ class GateContext:
     samples: tuple[Any, ...] = ()
     """Every answer sampled on this tier for this check, the first included, when a gate
     asked for samples (``samples = n``); empty otherwise."""
+    follow_up: Any = None
+    """The tier's reply to a gate's follow-up request (``follow_up(answer, messages)``),
+    or None when no gate asked or the request failed."""
 
 
 GateResult = float | None
@@ -131,3 +138,4 @@ from escalate._builtin_gates import (  # noqa: E402
     self_reported,
 )
 from escalate._consistency import consistency  # noqa: E402
+from escalate._followup import asked_confidence  # noqa: E402

@@ -290,7 +290,8 @@ def test_consistency_returns_the_majority_and_counts_every_sample(
     receipt = receipt_of(pick)
     assert len(receipt.attempts) == 4 and not receipt.escalated
     assert all(a.cost_usd and a.cost_usd > 0 for a in receipt.attempts)  # samples cost money
-    assert receipt.attempts[-1].scores == {"consistency": 0.75}
+    assert receipt.attempts[0].scores == {"consistency": 0.75}
+    assert [a.trigger for a in receipt.attempts] == [None, "sample", "sample", "sample"]
 
 
 def test_consistency_escalates_when_samples_disagree(
@@ -305,8 +306,8 @@ def test_consistency_escalates_when_samples_disagree(
     receipt = receipt_of(ask("q"))
 
     cheap = [a for a in receipt.attempts if a.tier == tiers[0].display_name]
-    assert len(cheap) == 3 and cheap[-1].trigger == "gate"
-    assert cheap[-1].reason == "consistency: 1 of 3 samples agree on 'label' (0.33 < 0.60)"
+    assert [a.trigger for a in cheap] == ["gate", "sample", "sample"]
+    assert cheap[0].reason == "consistency: 1 of 3 samples agree on 'label' (0.33 < 0.60)"
     assert receipt.answered_by == tiers[1].display_name
 
 
@@ -364,3 +365,26 @@ def test_the_loop_guard_and_routing_with_fake_tiers(face: str) -> None:
         assert_tiers(again, ["strong"])
         assert receipt_of(again).route == "start_at='strong' by options(): regenerate"
     assert seen and seen[0][-1]["content"] == "q"
+
+
+def test_asked_confidence_puts_a_follow_up_question_to_the_tier(
+    build: Any, server: ProviderServer, tiers: list[Tier]
+) -> None:
+    from escalate.gates import asked_confidence
+
+    server.script("gpt-4o-mini", Reply(data=LONG), Reply(data={"confidence": 0.35}))
+    server.script("claude-sonnet-4-5", Reply(data=LONG), Reply(data={"confidence": 0.9}))
+    ask = build(tiers=tiers, response_model=Answer, gates=[asked_confidence(0.7)])
+
+    receipt = receipt_of(ask("q"))
+
+    answer, follow, strong_answer, strong_follow = receipt.attempts
+    assert (answer.outcome, answer.trigger) == ("rejected", "gate")
+    assert answer.reason == "asked_confidence: asked, the model gives its answer 0.35 < 0.70"
+    assert answer.scores == {"asked_confidence": 0.35}
+    assert follow.trigger == "follow_up" and follow.cost_usd and follow.cost_usd > 0
+    assert strong_answer.outcome == "answered" and strong_answer.scores == {"asked_confidence": 0.9}
+    assert strong_follow.trigger == "follow_up" and receipt.answered_by == tiers[1].display_name
+    question = server.requests_for("gpt-4o-mini")[1].body["messages"]
+    assert question[-2]["role"] == "assistant" and "long enough to pass" in question[-2]["content"]
+    assert "How confident are you" in question[-1]["content"]
