@@ -1,0 +1,62 @@
+"""The documented usage type-checks under mypy --strict: the decorated function keeps its
+parameters and returns the response model (or a coroutine of it), and misuse is caught."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+from mypy import api
+
+SNIPPET = textwrap.dedent(
+    """
+    from pydantic import BaseModel
+    from escalate import escalating
+
+    class Invoice(BaseModel):
+        total: float
+
+    @escalating(tiers=["openai/gpt-4o-mini"], response_model=Invoice)
+    def extract(text: str, *, strict: bool = False) -> str:
+        return text
+
+    @escalating(tiers=["openai/gpt-4o-mini"], response_model=Invoice)
+    async def aextract(text: str) -> str:
+        return text
+
+    @escalating(tiers=["openai/gpt-4o-mini"], response_model=str)
+    def answer(q: str) -> list[dict[str, str]]:
+        return [{"role": "user", "content": q}]
+
+    class Bot:
+        @escalating(tiers=["openai/gpt-4o-mini"], response_model=Invoice)
+        def read(self, text: str) -> str:
+            return text
+
+    reveal_type(extract)
+    reveal_type(aextract)
+    reveal_type(answer("q"))
+    reveal_type(Bot().read("x"))
+    bad: int = extract("x")
+    extract(3)
+    """
+)
+
+
+def test_the_decorated_types_are_what_users_expect(tmp_path: Path) -> None:
+    module = tmp_path / "usage.py"
+    module.write_text(SNIPPET)
+    # The default cache (.mypy_cache, git-ignored) is shared with the CI mypy step after it.
+    out, _, _ = api.run(["--strict", "--show-error-codes", str(module)])
+    lines = [line.split(": ", 1)[1] for line in out.splitlines() if ": " in line]
+    assert 'note: Revealed type is "def (text: str, *, strict: bool =) -> usage.Invoice"' in lines
+    assert (
+        'note: Revealed type is "def (text: str) -> typing.Coroutine[Any, Any, usage.Invoice]"'
+        in lines
+    )
+    assert lines.count('note: Revealed type is "usage.Invoice"') == 1  # the bound method
+    assert 'note: Revealed type is "str"' in lines
+    errors = [line for line in lines if line.startswith("error:")]
+    assert len(errors) == 2, out
+    assert 'has type "Invoice", variable has type "int"' in errors[0]
+    assert 'incompatible type "int"; expected "str"' in errors[1]
