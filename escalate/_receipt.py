@@ -132,6 +132,21 @@ class Receipt(_Frozen):
         """Whether the call moved up a tier at least once."""
         return any(m.kind == "up" for m in self.moves)
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def spent_attempts(self) -> int:
+        """Requests that did not give the returned answer: rejected answers, provider
+        failures, a model's requests to escalate, gates' samples and follow-ups. What the
+        call spent beyond one request, in requests."""
+        answered = self.outcome in ("answered", "best_effort")
+        return len(self.attempts) - (1 if answered and self.attempts else 0)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def model_escalations(self) -> int:
+        """How often a model itself asked to escalate (``offer_escalation``)."""
+        return sum(m.trigger == "model" for m in self.moves)
+
     @property
     def escalations(self) -> tuple[Move, ...]:
         """The moves up, in order: from which tier, to which, and why."""

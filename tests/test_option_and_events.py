@@ -96,6 +96,7 @@ def test_an_escalation_hands_over_a_clean_conversation(
     assert first.reason == "the model asked to escalate: quantum field theory is beyond me"
     (move,) = receipt.escalations
     assert move.trigger == "model" and move.question == "Explain renormalisation in QED."
+    assert (receipt.model_escalations, receipt.spent_attempts) == (1, 1)
     # The strong tier sees the user's conversation and nothing of the cheap tier's turn:
     # not its policy prompt, not its answer, not its escalate call.
     strong = body_text(server, "strong")
