@@ -41,49 +41,39 @@ def _quiet_instructor() -> Iterator[None]:
     logger.setLevel(level)
 
 
-@pytest.fixture(scope="module")
-def _running() -> Iterator[ProviderServer]:
-    with ProviderServer() as server:
-        yield server
-
-
-@pytest.fixture
-def server(_running: ProviderServer) -> Iterator[ProviderServer]:
-    _running.reset()
-    yield _running
-    _running.reset()
+# `server` (reset around each test) and the session's `_server` come from conftest.py.
 
 
 @pytest.fixture(scope="module")
-def oai(_running: ProviderServer) -> Iterator[openai.OpenAI]:
+def oai(_server: ProviderServer) -> Iterator[openai.OpenAI]:
     client = openai.OpenAI(
-        base_url=_running.openai_base_url, api_key="test-key", max_retries=0, timeout=5
+        base_url=_server.openai_base_url, api_key="test-key", max_retries=0, timeout=5
     )
     yield client
     client.close()
 
 
 @pytest.fixture(scope="module")
-def claude(_running: ProviderServer) -> Iterator[anthropic.Anthropic]:
+def claude(_server: ProviderServer) -> Iterator[anthropic.Anthropic]:
     client = anthropic.Anthropic(
-        base_url=_running.anthropic_base_url, api_key="test-key", max_retries=0, timeout=5
+        base_url=_server.anthropic_base_url, api_key="test-key", max_retries=0, timeout=5
     )
     yield client
     client.close()
 
 
 @pytest.fixture
-async def aoai(_running: ProviderServer) -> AsyncIterator[openai.AsyncOpenAI]:
+async def aoai(_server: ProviderServer) -> AsyncIterator[openai.AsyncOpenAI]:
     async with openai.AsyncOpenAI(
-        base_url=_running.openai_base_url, api_key="test-key", max_retries=0, timeout=5
+        base_url=_server.openai_base_url, api_key="test-key", max_retries=0, timeout=5
     ) as client:
         yield client
 
 
 @pytest.fixture
-async def aclaude(_running: ProviderServer) -> AsyncIterator[anthropic.AsyncAnthropic]:
+async def aclaude(_server: ProviderServer) -> AsyncIterator[anthropic.AsyncAnthropic]:
     async with anthropic.AsyncAnthropic(
-        base_url=_running.anthropic_base_url, api_key="test-key", max_retries=0, timeout=5
+        base_url=_server.anthropic_base_url, api_key="test-key", max_retries=0, timeout=5
     ) as client:
         yield client
 
