@@ -4,12 +4,15 @@ escalate only when it fails, and keep a receipt of what it cost and why.
 >>> from escalate import escalating, receipt_of
 """
 
+import importlib.metadata as _metadata
+
 from escalate._decorator import escalating
-from escalate._engine import Retry
-from escalate._option import DEFAULT_POLICY, EscalationOption, EscalationRequest
 from escalate._pricing import Price
-from escalate._receipt import Attempt, Move, Receipt, receipt_of
+from escalate._receipt import SCHEMA_VERSION, Attempt, Move, Receipt, Route
+from escalate._results import Text, awith_receipt, receipt_of, with_receipt
+from escalate._retry import Retry
 from escalate._routing import options
+from escalate._self_escalation import SelfEscalation, SelfEscalationRequest
 from escalate._tiers import Tier
 from escalate.exceptions import (
     AllTiersFailed,
@@ -21,24 +24,36 @@ from escalate.exceptions import (
     ProviderExhausted,
 )
 
+try:
+    __version__ = _metadata.version("escalate")
+except (
+    _metadata.PackageNotFoundError
+):  # pragma: no cover - running from a source tree not installed
+    __version__ = "0.0.0"
+
 __all__ = [
-    "DEFAULT_POLICY",
+    "SCHEMA_VERSION",
     "AllTiersFailed",
     "Attempt",
     "BudgetExceeded",
     "ConfigurationError",
     "EscalateError",
     "EscalationFailed",
-    "EscalationOption",
-    "EscalationRequest",
     "Move",
     "Price",
     "ProviderCallBlocked",
     "ProviderExhausted",
     "Receipt",
     "Retry",
+    "Route",
+    "SelfEscalation",
+    "SelfEscalationRequest",
+    "Text",
     "Tier",
+    "__version__",
+    "awith_receipt",
     "escalating",
     "options",
     "receipt_of",
+    "with_receipt",
 ]

@@ -171,7 +171,7 @@ def break_even_rate(cheap_cost_per_call: Decimal, strong_cost_per_call: Decimal)
 
 
 def _walk(
-    runs: Sequence[TierRun], threshold: float, when_unmet: Literal["raise", "best"]
+    runs: Sequence[TierRun], threshold: float, when_unmet: Literal["raise", "best_effort"]
 ) -> tuple[int | None, bool, bool, Decimal]:
     """(the index of the tier whose answer was kept or None, whether the call returned an
     answer, whether it is right, cost): the engine's tier walk for one item, from the
@@ -184,7 +184,7 @@ def _walk(
             return index, True, run.correct, cost
         if run.answered:
             best = run  # a gate refused a well-formed answer: the engine keeps it as "best"
-    if when_unmet == "best" and best is not None:
+    if when_unmet == "best_effort" and best is not None:
         return None, True, best.correct, cost
     return None, False, False, cost
 
@@ -232,7 +232,7 @@ def economics(observations: Sequence[Sequence[TierRun]], tiers: Sequence[str]) -
 def sweep(
     observations: Sequence[Sequence[TierRun]],
     *,
-    when_unmet: Literal["raise", "best"] = "raise",
+    when_unmet: Literal["raise", "best_effort"] = "raise",
     thresholds: Sequence[float] | None = None,
 ) -> list[Row]:
     """The cascade at every threshold (default: :func:`thresholds_of`), in memory.
@@ -241,7 +241,7 @@ def sweep(
     item walks the tiers as the engine would: a tier's answer is kept when nothing else
     refused it and its score (if the gate scored it) is at least the threshold; every
     tier tried is paid for; when no tier's answer is kept, the call fails, or with
-    ``when_unmet="best"`` returns the latest answer a gate refused.
+    ``when_unmet="best_effort"`` returns the latest answer a gate refused.
     """
     items = list(observations)
     if not items:

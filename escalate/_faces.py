@@ -2,8 +2,9 @@
 
 They are the only code that does I/O for a call: they send the messages a step names to
 its deployment, run the gates a step names, and sleep when the engine asks for a backoff.
-Every decision is the engine's (see ``_engine.walk``); these stay a dozen lines each, so
-sync and async cannot drift apart.
+Whatever stops a step (a cancellation, Ctrl-C, a gate's bug, a blocked provider) is
+thrown into the engine, which puts it on the receipt and re-raises it unchanged. Every
+decision is the engine's (see ``_engine.walk``), so sync and async cannot drift apart.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import inspect
 import time
 from typing import Any
 
-from escalate._engine import Call, CallInfo, Check, Messages, Plan, Sample, Sleep, Verdict, walk
+from escalate._engine import walk
+from escalate._plan import CallInfo, Check, Messages, Plan, Sample, Sleep, Verdict
 from escalate._receipt import Receipt
 from escalate.gates import Rejected, gate_name
 
@@ -24,65 +26,65 @@ def run_sync(plan: Plan, messages: Messages, call: CallInfo) -> tuple[Any, Recei
     """Drive the walk with blocking calls."""
     steps = walk(plan, messages, call)
     reply: Any = None
+    thrown: BaseException | None = None
     while True:
         try:
-            step = steps.send(reply)
+            step = steps.send(reply) if thrown is None else steps.throw(thrown)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
-        if isinstance(step, Call):
-            reply = step.deployment.call_sync(step.messages, step.response_model, **_extra(step))
-        elif isinstance(step, Check):
-            reply = _check_sync(step)
-        elif isinstance(step, Sample):
-            again = step.call
-            reply = [
-                again.deployment.call_sync(again.messages, again.response_model)
-                for _ in range(step.count)
-            ]
-        else:
-            time.sleep(step.seconds)
-            reply = None
+        thrown = None
+        try:
+            if isinstance(step, Sleep):
+                time.sleep(step.seconds)
+                reply = None
+            elif isinstance(step, Check):
+                reply = _check_sync(step)
+            elif isinstance(step, Sample):
+                reply = [step.call.perform_sync() for _ in range(step.count)]
+            else:
+                reply = step.perform_sync()
+        except BaseException as error:  # handed to the engine, which re-raises it
+            thrown = error
 
 
 async def run_async(plan: Plan, messages: Messages, call: CallInfo) -> tuple[Any, Receipt]:
     """Drive the walk with awaited calls."""
     steps = walk(plan, messages, call)
     reply: Any = None
+    thrown: BaseException | None = None
     while True:
         try:
-            step = steps.send(reply)
+            step = steps.send(reply) if thrown is None else steps.throw(thrown)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
-        if isinstance(step, Call):
-            reply = await step.deployment.call_async(
-                step.messages, step.response_model, **_extra(step)
-            )
-        elif isinstance(step, Check):
-            reply = await _check_async(step)
-        elif isinstance(step, Sample):
-            again = step.call
-            reply = await asyncio.gather(
-                *(
-                    again.deployment.call_async(again.messages, again.response_model)
-                    for _ in range(step.count)
-                )
-            )
-        else:
-            assert isinstance(step, Sleep)
-            await asyncio.sleep(step.seconds)
-            reply = None
-
-
-def _extra(step: Call) -> dict[str, Any]:
-    # Only streaming listeners need on_partial; backends that never stream need not take it.
-    return {"on_partial": step.on_partial} if step.on_partial is not None else {}
+        thrown = None
+        try:
+            if isinstance(step, Sleep):
+                await asyncio.sleep(step.seconds)
+                reply = None
+            elif isinstance(step, Check):
+                reply = await _check_async(step)
+            elif isinstance(step, Sample):
+                again = step.call
+                reply = await asyncio.gather(*(again.perform_async() for _ in range(step.count)))
+            else:
+                reply = await step.perform_async()
+        except BaseException as error:  # handed to the engine, which re-raises it
+            thrown = error
 
 
 def _check_sync(step: Check) -> Verdict:
     scores: dict[str, float] = {}
     for gate in step.gates:
         try:
-            _keep(scores, gate, gate(step.answer, step.context))
+            result = gate(step.answer, step.context)
+            if inspect.isawaitable(result):
+                _close(result)
+                raise TypeError(
+                    f"gate {gate_name(gate)} returned an awaitable in a sync call: make the "
+                    "prompt function async, or the gate sync"
+                )
+            _keep(scores, gate, result)
         except Rejected as rejection:
             return _rejected(scores, gate, rejection)
     return Verdict(scores)
@@ -97,6 +99,12 @@ async def _check_async(step: Check) -> Verdict:
         except Rejected as rejection:
             return _rejected(scores, gate, rejection)
     return Verdict(scores)
+
+
+def _close(awaitable: object) -> None:
+    close = getattr(awaitable, "close", None)  # a coroutine never awaited warns otherwise
+    if callable(close):
+        close()
 
 
 def _keep(scores: dict[str, float], gate: Any, result: object) -> None:

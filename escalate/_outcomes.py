@@ -13,10 +13,10 @@ from escalate._receipt import Attempt
 
 __all__ = ["Answered", "Failed", "FailureKind", "TierCall"]
 
-FailureKind = Literal["provider", "quality", "other"]
+FailureKind = Literal["provider", "quality", "error"]
 """``provider``: transient trouble at the provider (retry, then sideways).
 ``quality``: the answer was not good enough (up a tier).
-``other``: anything else; it passes through unless ``on`` matches it."""
+``error``: an exception no trigger matches; it passes through unless ``on`` matches it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +39,8 @@ class Failed:
     error: BaseException
     attempts: tuple[Attempt, ...]
     retry_after: float | None = None
+    gate: str | None = None
+    """The gate that rejected the answer (``trigger == "gate"``)."""
 
 
 TierCall = Answered | Failed

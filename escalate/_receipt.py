@@ -1,33 +1,109 @@
-"""Receipts: the record of every attempt a call made, and what it cost.
+"""Receipts: the record of every attempt a call made, what it cost, and why it moved.
 
 A receipt is plain data (frozen pydantic models): it serialises to JSON and back without
-loss, compares by value, pickles, and holds no client, key or header.
+loss, compares by value, pickles, and holds no client, key or header. Receipts are stored
+and queried (see the receipt store), so their shape is a versioned schema: every field
+added later is optional, and a receipt written by schema version 1 parses in every later
+version (``tests/fixtures/receipt-v1.json`` holds one to prove it). The JSON Schema in
+``docs/receipt-schema.json`` is generated from these models.
+
+The vocabulary, one word per idea:
+
+- a *failure kind* says what went wrong: ``quality`` (the answer was not good enough:
+  move up), ``provider`` (the provider failed: retry, then sideways) or ``error`` (an
+  exception no trigger matches: it passes through unchanged);
+- an attempt's *trigger* is the cause, from the closed set :data:`Trigger`;
+- an attempt's *purpose* is why the request was made, from :data:`Purpose`;
+- an attempt's *outcome* and a receipt's *outcome* use the same words for the same ideas.
 """
 
 from __future__ import annotations
 
-import threading
-import weakref
+import os
+import time
+import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-__all__ = ["Attempt", "Move", "Receipt", "receipt_of"]
+__all__ = [
+    "PROVIDER_TRIGGERS",
+    "QUALITY_TRIGGERS",
+    "SCHEMA_VERSION",
+    "Attempt",
+    "AttemptOutcome",
+    "CallOutcome",
+    "Move",
+    "Purpose",
+    "Receipt",
+    "Route",
+    "Trigger",
+    "new_receipt_id",
+]
 
-Outcome = Literal["answered", "rejected", "provider_error", "error"]
-"""What became of one attempt.
+SCHEMA_VERSION = 1
 
-``answered``: its answer was accepted. ``rejected``: a quality failure (validation, a gate,
-a matched ``on``, the model asked to escalate). ``provider_error``: the provider failed
-(429, 5xx, timeout, connection). ``error``: an exception no trigger matched.
-"""
+Trigger = Literal[
+    # quality failures: the task moves up
+    "validation",
+    "truncated",
+    "refusal",
+    "gate",
+    "on",
+    "self_escalation",
+    "slow",
+    # provider failures: retried, then sideways
+    "rate_limit",
+    "overloaded",
+    "server_error",
+    "timeout",
+    "connection",
+    "conflict",
+    "bad_response",
+    # no request was made: a deployment's circuit breaker was open
+    "breaker",
+    # the caller stopped the call (task cancelled, KeyboardInterrupt)
+    "cancelled",
+]
+"""Why an attempt did not end the call (``None`` on an accepted answer and on an
+exception no trigger matched, whose words are in ``reason``)."""
 
+QUALITY_TRIGGERS: frozenset[str] = frozenset(
+    {"validation", "truncated", "refusal", "gate", "on", "self_escalation", "slow"}
+)
+PROVIDER_TRIGGERS: frozenset[str] = frozenset(
+    {
+        "rate_limit",
+        "overloaded",
+        "server_error",
+        "timeout",
+        "connection",
+        "conflict",
+        "bad_response",
+        "breaker",
+    }
+)
 
-ReceiptOutcome = Literal["answered", "best_effort", "failed", "error"]
-"""How a call ended. ``best_effort``: no answer passed its gates (or the budget stopped the
-walk) and ``when_unmet="best"`` returned the best answer so far."""
+Purpose = Literal["answer", "reask", "retry", "sample", "follow_up"]
+"""Why a request was made: a tier's first ``answer``, a ``reask`` after a validation
+error or a gate's rejection, a ``retry`` after a provider failure, a consistency gate's
+``sample``, or a gate's ``follow_up`` question."""
+
+AttemptOutcome = Literal["answered", "rejected", "provider_error", "error", "skipped", "cancelled"]
+"""What became of one attempt. ``answered``: its answer was accepted. ``rejected``: a
+quality failure. ``provider_error``: the provider failed. ``error``: an exception no
+trigger matched. ``skipped``: no request was made (an open circuit breaker).
+``cancelled``: the call was stopped while this request was in flight."""
+
+CallOutcome = Literal["answered", "best_effort", "failed", "error", "cancelled"]
+"""How a call ended. ``answered``: an answer passed. ``best_effort``: none passed and
+``when_unmet="best_effort"`` returned the best so far. ``failed``: escalate raised
+:class:`~escalate.EscalationFailed`. ``error``: an exception no trigger matched passed
+through unchanged. ``cancelled``: the caller stopped the call."""
+
+RouteSource = Literal["default", "route", "options", "adaptive"]
 
 
 class _Frozen(BaseModel):
@@ -35,13 +111,23 @@ class _Frozen(BaseModel):
 
 
 class Attempt(_Frozen):
-    """One request to one model: a first try, a re-ask, or a retry after a provider failure."""
+    """One request to one model (or one skipped by an open breaker)."""
 
     tier: str
     deployment: str
     provider: str
     requested_model: str
     served_model: str | None = None
+    purpose: Purpose = "answer"
+    reask: int = 0
+    """0 for a tier's first try; n for its n-th re-ask (validation or gate)."""
+    outcome: AttemptOutcome
+    trigger: Trigger | None = None
+    gate: str | None = None
+    """The gate that rejected this answer (``trigger="gate"``), else ``None``."""
+    reason: str | None = None
+    """The trigger in words: the validation errors, a gate's reason, the HTTP status."""
+    status_code: int | None = None
     input_tokens: int | None = None
     """All input tokens, cached ones included."""
     output_tokens: int | None = None
@@ -51,20 +137,11 @@ class Attempt(_Frozen):
     cost_source: Literal["genai-prices", "tier price"] | None = None
     cost_note: str | None = None
     latency_s: float = 0.0
-    outcome: Outcome
-    trigger: str | None = None
-    """Why this attempt did not end the call: ``validation``, ``gate``, ``on``,
-    ``truncated``, ``rate_limit``, ``server_error``, ``timeout``, ``connection``, ..."""
-    reason: str | None = None
-    """The trigger in words: the validation errors, a gate's reason, the HTTP status."""
-    status_code: int | None = None
+    started_at: datetime
     raw_output: str | None = None
     """What the model produced, verbatim (tool arguments or text)."""
-    reask: int = 0
-    """0 for a tier's first try; n for its n-th re-ask."""
     scores: dict[str, float] = Field(default_factory=dict)
     """Scores that gates recorded for this answer (confidence and the like)."""
-    started_at: datetime
 
 
 class Move(_Frozen):
@@ -74,13 +151,32 @@ class Move(_Frozen):
     kind: Literal["up", "sideways"]
     from_tier: str
     from_deployment: str
-    to_tier: str | None
-    """``None`` when there was nowhere left to go."""
-    to_deployment: str | None
-    trigger: str
+    to_tier: str
+    to_deployment: str
+    trigger: Trigger
+    gate: str | None = None
     reason: str
     question: str | None = None
-    """When the model asked to escalate: its restatement of the question."""
+    """After a self-escalation: the model's restatement of the question."""
+
+
+class Route(_Frozen):
+    """Where the call started, and who chose it."""
+
+    start_tier: str
+    source: RouteSource = "default"
+    """``default`` (the cheapest tier), ``route`` (the decorator's ``route=`` function),
+    ``options`` (``escalate.options(start_at=...)``), ``adaptive`` (learned)."""
+    reason: str | None = None
+
+
+def new_receipt_id() -> str:
+    """A UUIDv7: unique, and sorting by it sorts by creation time (to the millisecond)."""
+    millis = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (millis & (1 << 48) - 1) << 80 | 0x7 << 76 | (rand >> 62 & 0xFFF) << 64
+    value |= 0b10 << 62 | rand & (1 << 62) - 1
+    return str(uuid.UUID(int=value))
 
 
 class Receipt(_Frozen):
@@ -89,17 +185,23 @@ class Receipt(_Frozen):
     # The computed totals are written to JSON for readers; reading back re-derives them.
     model_config = ConfigDict(frozen=True, extra="ignore")
 
+    schema_version: int = SCHEMA_VERSION
+    id: str = Field(default_factory=new_receipt_id)
     function: str
-    outcome: ReceiptOutcome
+    """The decorated function's ``module.qualname``."""
+    task: str | None = None
+    """The task class (``escalating(task=...)`` or ``options(task=...)``)."""
+    tags: dict[str, str] = Field(default_factory=dict)
+    outcome: CallOutcome
     answered_by: str | None
     """The tier whose answer was returned."""
+    route: Route
     attempts: tuple[Attempt, ...]
     moves: tuple[Move, ...] = ()
     started_at: datetime
+    finished_at: datetime
     latency_s: float
     """Wall time of the whole call, backoff sleeps included."""
-    route: str | None = None
-    """How the starting tier was chosen, when it was not the first."""
     notes: tuple[str, ...] = ()
 
     @computed_field  # type: ignore[prop-decorator]
@@ -136,16 +238,16 @@ class Receipt(_Frozen):
     @property
     def spent_attempts(self) -> int:
         """Requests that did not give the returned answer: rejected answers, provider
-        failures, a model's requests to escalate, gates' samples and follow-ups. What the
-        call spent beyond one request, in requests."""
+        failures, self-escalations, gates' samples and follow-ups."""
         answered = self.outcome in ("answered", "best_effort")
-        return len(self.attempts) - (1 if answered and self.attempts else 0)
+        made = sum(a.outcome != "skipped" for a in self.attempts)
+        return made - (1 if answered and made else 0)
 
     @computed_field  # type: ignore[prop-decorator]
     @property
-    def model_escalations(self) -> int:
-        """How often a model itself asked to escalate (``offer_escalation``)."""
-        return sum(m.trigger == "model" for m in self.moves)
+    def self_escalations(self) -> int:
+        """How often a model itself asked to escalate (``self_escalation=``)."""
+        return sum(m.trigger == "self_escalation" for m in self.moves)
 
     @property
     def escalations(self) -> tuple[Move, ...]:
@@ -163,52 +265,17 @@ class Receipt(_Frozen):
 
     @classmethod
     def from_json(cls, data: str | bytes) -> Receipt:
-        """Read a receipt written by :meth:`to_json`."""
+        """Read a receipt written by :meth:`to_json` (of this or an earlier version)."""
         return cls.model_validate_json(data)
 
     def summary(self) -> str:
-        """One line for a log: tiers, outcome, cost and time."""
-        path = " -> ".join(self.tiers_tried) or "(none)"
+        """One line for a log: outcome, path, cost and time."""
+        path = " -> ".join(self.tiers_tried) or "(no request)"
         cost = "unknown" if self.cost_usd is None else f"${self.cost_usd:.6f}"
+        ended = f"answered by {self.answered_by}" if self.answered_by else self.outcome
+        if self.outcome == "best_effort":
+            ended = f"best effort from {self.answered_by}"
         return (
-            f"{self.function}: {self.outcome} by {self.answered_by or '-'} via {path}; "
-            f"{len(self.attempts)} attempt(s), cost {cost}, {self.latency_s * 1000:.1f} ms"
+            f"{self.function}: {ended}; path {path}; {len(self.attempts)} attempt(s), "
+            f"cost {cost}, {self.latency_s * 1000:.1f} ms"
         )
-
-
-# Results are the user's own pydantic objects, so the receipt cannot live on them without
-# changing their equality or dumps. A side table keyed by identity, cleaned up by weakref
-# callbacks, keeps results exactly as they would be without escalate.
-_receipts: dict[int, tuple[weakref.ref[Any], Receipt]] = {}
-_lock = threading.Lock()
-
-
-def _forget(key: int) -> None:
-    with _lock:
-        _receipts.pop(key, None)
-
-
-def attach(result: object, receipt: Receipt) -> None:
-    """Remember ``receipt`` as the receipt of ``result`` for as long as ``result`` lives."""
-    key = id(result)
-    ref = weakref.ref(result, lambda _ref, key=key: _forget(key))  # type: ignore[misc]
-    with _lock:
-        _receipts[key] = (ref, receipt)
-
-
-def receipt_of(obj: object) -> Receipt:
-    """The receipt of a result returned by an escalating function, or of an
-    :class:`~escalate.EscalationFailed` error.
-
-    Raises ``LookupError`` when ``obj`` did not come from an escalating call.
-    """
-    receipt = getattr(obj, "receipt", None) if isinstance(obj, BaseException) else None
-    if isinstance(receipt, Receipt):
-        return receipt
-    entry = _receipts.get(id(obj))
-    if entry is not None and entry[0]() is obj:
-        return entry[1]
-    raise LookupError(
-        f"no receipt for this {type(obj).__name__}: receipt_of() takes a result returned by "
-        "an @escalating function (the object itself, not a copy) or an EscalationFailed error"
-    )

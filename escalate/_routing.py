@@ -1,8 +1,9 @@
-"""Where a call starts: the first tier, a ``route=`` function's choice, or an override.
+"""Where a call starts and how it is filed: the first tier, a ``route=`` function's
+choice, or an override; its task class and tags.
 
 Overrides are per call and scoped: ``with escalate.options(start_at="strong"): ...`` for a
-regenerate button, a user's plan or a task type known at the call site. The receipt says
-which route was taken and why.
+regenerate button, a user's plan or a task type known at the call site. The receipt's
+``route`` says where the call started, who chose it and why.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from escalate._engine import CallInfo, Plan
+from escalate._plan import CallInfo, Plan
+from escalate._receipt import Route
 from escalate.exceptions import ConfigurationError
 
 __all__ = ["as_budget", "options", "resolve"]
@@ -25,6 +27,9 @@ class _Options:
     start_at: str | int | None
     budget_usd: Decimal | None
     reason: str | None
+    task: str | None
+    tags: Mapping[str, str]
+    context: Mapping[str, Any] | None
 
 
 _current: ContextVar[_Options | None] = ContextVar("escalate_options", default=None)
@@ -36,20 +41,46 @@ def options(
     start_at: str | int | None = None,
     budget_usd: Decimal | float | str | None = None,
     reason: str | None = None,
+    task: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    context: Mapping[str, Any] | None = None,
 ) -> Iterator[None]:
-    """Per-call overrides for every escalating call made inside the block.
+    """Per-call settings for every escalating call made inside the block.
 
     - ``start_at``: a tier name (or index) to start at instead of the cheapest.
     - ``budget_usd``: the cost budget of each call, replacing the decorator's.
     - ``reason``: why, for the receipt (``"regenerate"``, ``"pro plan"``).
+    - ``task``: the task class the receipt files the call under (replacing ``task=``).
+    - ``tags``: string key/values for the receipt, added to the decorator's.
+    - ``context``: instructor's validation context, replacing the decorator's.
     """
     if start_at is not None and not isinstance(start_at, (str, int)):
         raise ConfigurationError(f"start_at must be a tier name or index, got {start_at!r}")
-    token = _current.set(_Options(start_at, as_budget(budget_usd), reason))
+    if task is not None and not isinstance(task, str):
+        raise ConfigurationError(f"task must be a str naming a task class, got {task!r}")
+    outer = _current.get()
+    merged = {**(outer.tags if outer is not None else {}), **check_tags(tags or {}, "options")}
+    if context is not None and not isinstance(context, Mapping):
+        raise ConfigurationError(f"context must be a mapping, got {type(context).__name__}")
+    settings = _Options(start_at, as_budget(budget_usd), reason, task, merged, context)
+    token = _current.set(settings)
     try:
         yield
     finally:
         _current.reset(token)
+
+
+def check_tags(tags: object, where: str) -> dict[str, str]:
+    """Tags as a dict of str to str, or a ConfigurationError naming the bad one."""
+    if not isinstance(tags, Mapping):
+        raise ConfigurationError(f"{where}: tags must be a mapping of str to str, got {tags!r}")
+    for key, value in tags.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise ConfigurationError(
+                f"{where}: tags must map str to str (a column someone will query); "
+                f"got {key!r}: {value!r}"
+            )
+    return dict(tags)
 
 
 def as_budget(value: object) -> Decimal | None:
@@ -73,20 +104,37 @@ def resolve(
     kwargs: Mapping[str, Any],
     on_event: Callable[[Any], None] | None = None,
 ) -> CallInfo:
-    """The call's starting tier (and why), its budget, and who hears its events."""
+    """The call's starting tier (and why), its budget, its filing, who hears its events."""
     chosen = _current.get()
-    budget = chosen.budget_usd if chosen is not None else None
     start, route = _start(plan, chosen, args, kwargs)
-    return CallInfo(args, dict(kwargs), start, route, budget, on_event)
+    if chosen is None:
+        return CallInfo(
+            args, kwargs, start, route, None, on_event, _task(plan, args, kwargs), plan.tags
+        )
+    task = chosen.task if chosen.task is not None else _task(plan, args, kwargs)
+    tags = {**plan.tags, **chosen.tags} if chosen.tags else plan.tags
+    return CallInfo(
+        args, kwargs, start, route, chosen.budget_usd, on_event, task, tags, chosen.context
+    )
+
+
+def _task(plan: Plan, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str | None:
+    if plan.task is None or isinstance(plan.task, str):
+        return plan.task
+    task = plan.task(*args, **kwargs)
+    if task is not None and not isinstance(task, str):
+        raise TypeError(f"the task function of {plan.function} returned {task!r}, not a str")
+    return task
 
 
 def _start(
     plan: Plan, chosen: _Options | None, args: tuple[Any, ...], kwargs: Mapping[str, Any]
-) -> tuple[int, str | None]:
+) -> tuple[int, Route]:
     if chosen is not None and chosen.start_at is not None:
         start = _tier_index(plan, chosen.start_at, "options(start_at=...)")
-        why = f"start_at={plan.tiers[start].name!r} by options()"
-        return start, f"{why}: {chosen.reason}" if chosen.reason else why
+        return start, Route(
+            start_tier=plan.tiers[start].name, source="options", reason=chosen.reason
+        )
     if plan.route is not None:
         picked = plan.route(*args, **kwargs)
         reason = None
@@ -94,9 +142,9 @@ def _start(
             picked, reason = picked
         if picked is not None:
             start = _tier_index(plan, picked, f"route function of {plan.function}")
-            why = f"start_at={plan.tiers[start].name!r} by route()"
-            return start, f"{why}: {reason}" if reason else why
-    return 0, None
+            return start, Route(start_tier=plan.tiers[start].name, source="route", reason=reason)
+    reason = chosen.reason if chosen is not None else None
+    return 0, Route(start_tier=plan.tiers[0].name, reason=reason)
 
 
 def _tier_index(plan: Plan, tier: object, who: str) -> int:

@@ -20,11 +20,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal
 
 from escalate._outcomes import Answered, Failed, TierCall
+from escalate._plan import Backend
 from escalate._pricing import Price, price_usage
-from escalate._receipt import Attempt
+from escalate._receipt import Attempt, Trigger
 from escalate._switches import blocked_providers
 from escalate.exceptions import ConfigurationError, ProviderCallBlocked
 
@@ -87,25 +88,6 @@ class Tier:
     @property
     def display_name(self) -> str:
         return self.name or self.model
-
-
-@runtime_checkable
-class Backend(Protocol):
-    """Anything that can serve a tier: escalate's own :class:`Deployment`, or a fake tier
-    from :mod:`escalate.testing`. Put one in ``tiers=[...]`` like a Tier.
-
-    A backend returns :class:`~escalate._outcomes.Answered` or ``Failed`` and never raises
-    for an answer it could not give.
-    """
-
-    @property
-    def name(self) -> str: ...
-
-    def check_flavour(self, is_async: bool) -> None: ...
-
-    def call_sync(self, messages: Messages, response_model: type[Any]) -> TierCall: ...
-
-    async def call_async(self, messages: Messages, response_model: type[Any]) -> TierCall: ...
 
 
 # --- providers -------------------------------------------------------------------------
@@ -514,6 +496,11 @@ class Deployment:
         return f"Deployment({self.name!r}, model={self.config.model!r})"
 
     @property
+    def provider_name(self) -> str:
+        """The provider this deployment sends to (``openai``, ``anthropic``, ...)."""
+        return self.provider.name
+
+    @property
     def streams(self) -> bool:
         """Whether answers arrive as a stream of partials (``Tier(stream=True)``)."""
         return self.config.stream
@@ -555,7 +542,10 @@ class Deployment:
         return self.provider.instructor_client(sdk_client, self.config.mode)
 
     def request(
-        self, messages: Messages, response_model: type[Any]
+        self,
+        messages: Messages,
+        response_model: type[Any],
+        context: Mapping[str, Any] | None = None,
     ) -> tuple[dict[str, Any], _Recorder]:
         recorder = _Recorder(self)
         model: Any = response_model
@@ -567,6 +557,8 @@ class Deployment:
             "max_retries": self.config.max_reasks,
             "hooks": self._hooks or self._make_hooks(),
         }
+        if context is not None:
+            kwargs["context"] = context
         return kwargs, recorder
 
     def _make_hooks(self) -> Any:
@@ -585,10 +577,12 @@ class Deployment:
         self,
         messages: Messages,
         response_model: type[Any],
+        *,
         on_partial: Callable[[Any], None] | None = None,
+        context: Mapping[str, Any] | None = None,
     ) -> TierCall:
         self._refuse_if_blocked()
-        kwargs, recorder = self.request(messages, response_model)
+        kwargs, recorder = self.request(messages, response_model, context)
         client = self.instructor(False)
         token = _recording.set(recorder)
         try:
@@ -609,10 +603,12 @@ class Deployment:
         self,
         messages: Messages,
         response_model: type[Any],
+        *,
         on_partial: Callable[[Any], None] | None = None,
+        context: Mapping[str, Any] | None = None,
     ) -> TierCall:
         self._refuse_if_blocked()
-        kwargs, recorder = self.request(messages, response_model)
+        kwargs, recorder = self.request(messages, response_model, context)
         client = self.instructor(True)
         token = _recording.set(recorder)
         try:
@@ -684,15 +680,15 @@ class Deployment:
             return Failed("quality", "truncated", reason, cause, attempts)
         reason = self.scrub(_short(f"{type(cause).__name__}: {cause}"))
         status = getattr(cause, "status_code", None)
-        attempts = recorder.attempts(("error", "error", reason, status)) if recorder.pending else ()
-        return Failed("other", "error", reason, cause, attempts)
+        attempts = recorder.attempts(("error", None, reason, status)) if recorder.pending else ()
+        return Failed("error", "error", reason, cause, attempts)
 
     def attempt(
         self,
         record: Mapping[str, Any],
         index: int,
         outcome: Any,
-        trigger: str | None,
+        trigger: Trigger | None,
         reason: str | None,
         status: int | None,
     ) -> Attempt:

@@ -18,7 +18,7 @@ every threshold in memory (no model is called again) and pick one by a stated ob
     gate = self_reported("confidence", threshold("solve.confidence", default=0.8))
 
 How the scores are gathered. Each tier runs alone on each item (a plan with that one tier,
-every gate in place, ``when_unmet="best"`` so a refused answer still comes back). The
+every gate in place, ``when_unmet="best_effort"`` so a refused answer still comes back). The
 calibrated gate runs with its threshold *disabled*: when it raises
 ``Rejected(reason, score=...)``, the score is recorded and the answer passes on to the
 gates after it. A rejection without a score does not depend on the threshold, so it
@@ -39,7 +39,6 @@ mechanical score of GSM8K solutions over recorded answers of Mixtral and GPT-4; 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import importlib
 import inspect
@@ -58,8 +57,7 @@ from typing import IO, Any, Literal
 
 from pydantic import BaseModel
 
-from escalate import _decorator
-from escalate._decorator import _current, plan_of, to_messages
+from escalate._call import CallPath, path_of
 from escalate._economics import (
     Baseline,
     Economics,
@@ -73,9 +71,9 @@ from escalate._economics import (
     pick,
     sweep,
 )
-from escalate._engine import CallInfo, Plan
-from escalate._faces import run_async, run_sync
-from escalate._receipt import Receipt, attach, receipt_of
+from escalate._plan import Plan
+from escalate._receipt import Receipt
+from escalate._results import receipt_of
 from escalate.exceptions import EscalationFailed
 from escalate.gates import GateContext, Rejected, gate_name
 
@@ -307,7 +305,7 @@ def _swap_gate(plan: Plan, gate: str, make: Callable[[Any], Any]) -> tuple[Plan,
                 "with gate_reasks=0"
             )
         if any(gate_name(g) == gate for g in own):
-            tier = dataclasses.replace(tier, gates=swap(own))
+            tier = dataclasses.replace(tier, gates=swap(own))  # type: ignore[type-var]
         tiers.append(tier)
     if gate not in found:
         raise ValueError(
@@ -320,62 +318,27 @@ def _swap_gate(plan: Plan, gate: str, make: Callable[[Any], Any]) -> tuple[Plan,
 # --- running the function --------------------------------------------------------------------
 
 
-def _plan(fn: Callable[..., Any]) -> tuple[Plan, Callable[..., Any]]:
-    plan = plan_of(fn)
-    original = getattr(fn, "__wrapped__", fn)
-    return _current(plan, original), original
+def _path(fn: Callable[..., Any]) -> tuple[Plan, CallPath]:
+    path = path_of(fn)
+    return path.current_plan(), path
 
 
 def _is_async(fn: Callable[..., Any]) -> bool:
     return inspect.iscoroutinefunction(fn)
 
 
-async def _messages_async(original: Callable[..., Any], item: Item, plan: Plan) -> Any:
-    prompt = original(*item.args, **item.kwargs)
-    if inspect.isawaitable(prompt):
-        prompt = await prompt
-    return to_messages(prompt, plan.function)
-
-
-def _messages_sync(original: Callable[..., Any], item: Item, plan: Plan) -> Any:
-    return to_messages(original(*item.args, **item.kwargs), plan.function)
-
-
 _Outcome = tuple[Any, Receipt, bool]
 """(value, receipt, whether an answer came back)."""
 
 
-def _rebuild(plan: Plan, value: Any, receipt: Receipt) -> Any:
-    """The answer as the decorated function would return it: the user's own class (not
-    instructor's subclass), or the text of a plain-text answer; its receipt attached."""
-    model = plan.response_model
-    if model is getattr(_decorator, "TextAnswer", None):
-        value = getattr(_decorator, "Text", str)(value.text)
-    elif isinstance(value, model) and type(value) is not model:
-        value = model.model_construct(
-            _fields_set=value.model_fields_set,
-            **{name: getattr(value, name) for name in type(value).model_fields},
-        )
-    with contextlib.suppress(TypeError):  # a value without weak references: no receipt
-        attach(value, receipt)
-    return value
+def _settle_sync(path: CallPath, plan: Plan, item: Item) -> _Outcome:
+    settled = path.with_plan(plan).settle_sync(tuple(item.args), dict(item.kwargs))
+    return settled.value, settled.receipt, settled.answered
 
 
-def _settle_sync(plan: Plan, messages: Any, item: Item) -> _Outcome:
-    try:
-        value, receipt = run_sync(plan, messages, CallInfo(tuple(item.args), dict(item.kwargs)))
-    except EscalationFailed as failure:
-        return None, failure.receipt, False
-    return _rebuild(plan, value, receipt), receipt, True
-
-
-async def _settle_async(plan: Plan, messages: Any, item: Item) -> _Outcome:
-    try:
-        call = CallInfo(tuple(item.args), dict(item.kwargs))
-        value, receipt = await run_async(plan, messages, call)
-    except EscalationFailed as failure:
-        return None, failure.receipt, False
-    return _rebuild(plan, value, receipt), receipt, True
+async def _settle_async(path: CallPath, plan: Plan, item: Item) -> _Outcome:
+    settled = await path.with_plan(plan).settle_async(tuple(item.args), dict(item.kwargs))
+    return settled.value, settled.receipt, settled.answered
 
 
 def _map(
@@ -417,7 +380,7 @@ class Observations:
     tiers: tuple[str, ...]
     gated: tuple[bool, ...]
     """Whether the calibrated gate runs on each tier."""
-    when_unmet: Literal["raise", "best"]
+    when_unmet: Literal["raise", "best_effort"]
     items: tuple[str, ...]
     """The items' ids."""
     runs: tuple[tuple[TierRun, ...], ...]
@@ -445,11 +408,18 @@ class Observations:
             gate=str(data["gate"]),
             tiers=tuple(data["tiers"]),
             gated=tuple(bool(g) for g in data["gated"]),
-            when_unmet="best" if data.get("when_unmet") == "best" else "raise",
+            when_unmet="best_effort"
+            if data.get("when_unmet") in ("best", "best_effort")
+            else "raise",
             items=tuple(str(item["id"]) for item in data["items"]),
             runs=tuple(tuple(_run_from(run) for run in item["tiers"]) for item in data["items"]),
             notes=tuple(data.get("notes", ())),
         )
+
+
+def _when_unmet(value: object) -> Literal["raise", "best_effort"]:
+    # Observations saved before the rename say "best".
+    return "best_effort" if value in ("best", "best_effort") else "raise"
 
 
 def _run_dict(run: TierRun) -> dict[str, Any]:
@@ -520,7 +490,7 @@ def collect(
     if not items:
         raise ValueError("the evaluation set is empty")
     judge = _grader(grade, expected_field)
-    plan, original = _plan(fn)
+    plan, path = _path(fn)
     if len(plan.tiers) < 2:
         raise ValueError(f"{plan.function} has one tier: there is nothing to escalate to")
     swapped, gated = _swap_gate(plan, gate, _Unthresholded)
@@ -528,7 +498,7 @@ def collect(
         dataclasses.replace(
             swapped,
             tiers=(tier,),
-            when_unmet="best",
+            when_unmet="best_effort",
             budget_usd=None,
             route=None,
             on_provider_exhausted="escalate",
@@ -546,19 +516,17 @@ def collect(
                 progress(done[0], len(items))
 
     def sync_one(index: int, item: Item) -> tuple[TierRun, ...]:
-        messages = _messages_sync(original, item, plan)
         runs = tuple(
-            _tier_run(names[k], gate, _settle_sync(single, messages, item), item, judge, gated[k])
+            _tier_run(names[k], gate, _settle_sync(path, single, item), item, judge, gated[k])
             for k, single in enumerate(singles)
         )
         tick()
         return runs
 
     async def async_one(index: int, item: Item) -> tuple[TierRun, ...]:
-        messages = await _messages_async(original, item, plan)
         runs = []
         for k, single in enumerate(singles):
-            outcome = await _settle_async(single, messages, item)
+            outcome = await _settle_async(path, single, item)
             runs.append(_tier_run(names[k], gate, outcome, item, judge, gated[k]))
         tick()
         return tuple(runs)
@@ -1149,7 +1117,7 @@ def replay(
     judge = _grader(grade, expected_field)
     if (gate is None) != (threshold is None):
         raise ValueError("give gate= and threshold= together")
-    plan, original = _plan(fn)
+    plan, path = _path(fn)
     if gate is not None and threshold is not None:
         at = threshold
         plan = _swap_gate(plan, gate, lambda g: _AtThreshold(g, at))[0]
@@ -1161,7 +1129,7 @@ def replay(
             except EscalationFailed as failure:
                 return None, failure.receipt, False
             return value, receipt_of(value), True
-        return _settle_sync(plan, _messages_sync(original, item, plan), item)
+        return _settle_sync(path, plan, item)
 
     async def async_one(index: int, item: Item) -> _Outcome:
         if gate is None:
@@ -1170,7 +1138,7 @@ def replay(
             except EscalationFailed as failure:
                 return None, failure.receipt, False
             return value, receipt_of(value), True
-        return await _settle_async(plan, await _messages_async(original, item, plan), item)
+        return await _settle_async(path, plan, item)
 
     outcomes: list[_Outcome] = _map(fn, items, sync_one, async_one, concurrency)
     correct = escalated = failed = 0

@@ -1,7 +1,7 @@
 """An interactive chat where every turn starts on the cheap tier.
 
-The cheap tier answers, or asks to escalate (model-opted escalation, see
-``escalating(offer_escalation=...)``); the terminal shows which tier is talking and why it
+The cheap tier answers, or asks to escalate (self-escalation, see
+``escalating(self_escalation=...)``); the terminal shows which tier is talking and why it
 switched. ``escalate chat`` runs it; :func:`run_chat` takes any text streams, so a test
 drives it through its input and output.
 """
@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any, TextIO
 
 from escalate._decorator import escalating
-from escalate._receipt import receipt_of
+from escalate._results import receipt_of
 from escalate._tiers import Tier
 from escalate.events import Escalated, Event, MovedSideways, TierStarted
 from escalate.exceptions import EscalationFailed
@@ -88,7 +88,7 @@ def run_chat(
         elif isinstance(event, TierStarted):
             output.flush()
 
-    @escalating(tiers=tiers, response_model=str, offer_escalation=True, hooks=[show])
+    @escalating(tiers=tiers, response_model=str, self_escalation=True, hooks=[show])
     def reply(conversation: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return conversation
 
@@ -146,11 +146,11 @@ def offline_server(provider: str) -> tuple[ProviderServer, list[Tier]]:
                     }
                 }
             )
-        return Reply(data={"answer": {"text": f"(offline {cheap}) You said: {question}"}})
+        return Reply(data={"answer": f"(offline {cheap}) You said: {question}"})
 
     def strong_reply(request: Request) -> Reply:
         return Reply(
-            data={"text": f"(offline {strong}) A careful answer to: {request.last_user_text}"}
+            data={"answer": f"(offline {strong}) A careful answer to: {request.last_user_text}"}
         )
 
     server.respond(cheap, cheap_reply)

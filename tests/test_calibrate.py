@@ -325,7 +325,7 @@ def test_when_unmet_best_returns_the_refused_answer() -> None:
     refused = (base.runs[0][0], TierRun("strong", True, True, Decimal(10), None, blocked="x"))
     runs = (refused, base.runs[1])
     strict = analyse(dataclasses.replace(base, runs=runs, when_unmet="raise")).row_at(0.5)
-    best = analyse(dataclasses.replace(base, runs=runs, when_unmet="best")).row_at(0.5)
+    best = analyse(dataclasses.replace(base, runs=runs, when_unmet="best_effort")).row_at(0.5)
     assert (strict.failed, strict.correct, strict.escalated) == (1, 1, 1)
     # Best effort returns the latest answer a gate refused: the strong one.
     assert (best.failed, best.correct, best.escalated) == (0, 2, 1)

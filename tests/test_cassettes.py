@@ -147,9 +147,9 @@ def _script_flow(server: ProviderServer) -> None:
 
 
 def _stable(receipt_json: str) -> dict[str, Any]:
-    """A receipt without what differs between runs: timestamps and latencies."""
+    """A receipt without what differs between runs: its id, timestamps and latencies."""
     receipt = json.loads(receipt_json)
-    del receipt["started_at"], receipt["latency_s"]
+    del receipt["started_at"], receipt["finished_at"], receipt["latency_s"], receipt["id"]
     for attempt in receipt["attempts"]:
         del attempt["started_at"], attempt["latency_s"]
     return dict(receipt)

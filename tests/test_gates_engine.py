@@ -14,6 +14,7 @@ from escalate import (
     AllTiersFailed,
     BudgetExceeded,
     ConfigurationError,
+    Route,
     Tier,
     escalating,
     options,
@@ -143,7 +144,9 @@ def test_the_strongest_tier_is_gated_too_and_best_effort_returns_its_answer(
 
     server.script("gpt-4o-mini", Reply(data=SHORT))
     server.script("claude-sonnet-4-5", Reply(data={"body": "still short"}))
-    answer = build(tiers=tiers, response_model=Answer, gates=[long_enough], when_unmet="best")("q")
+    answer = build(
+        tiers=tiers, response_model=Answer, gates=[long_enough], when_unmet="best_effort"
+    )("q")
     receipt = receipt_of(answer)
     assert answer.body == "still short" and receipt.outcome == "best_effort"
     assert receipt.answered_by == tiers[1].display_name
@@ -184,13 +187,15 @@ def test_options_and_route_choose_the_starting_tier(
 
     receipt = receipt_of(ask("q", plan="pro"))
     assert receipt.tiers_tried == (tiers[1].display_name,)
-    assert receipt.route == f"start_at={tiers[1].display_name!r} by route(): pro plan"
-    assert receipt_of(ask("q")).route is None
+    assert receipt.route == Route(
+        start_tier=tiers[1].display_name, source="route", reason="pro plan"
+    )
+    assert receipt_of(ask("q")).route == Route(start_tier=tiers[0].display_name)
 
     with options(start_at=-1, reason="regenerate"):
         receipt = receipt_of(ask("q"))
     assert receipt.tiers_tried == (tiers[1].display_name,)
-    assert receipt.route is not None and receipt.route.endswith("by options(): regenerate")
+    assert (receipt.route.source, receipt.route.reason) == ("options", "regenerate")
 
     with options(start_at="nope"), pytest.raises(ConfigurationError, match="not one of"):
         ask("q")
@@ -291,7 +296,8 @@ def test_consistency_returns_the_majority_and_counts_every_sample(
     assert len(receipt.attempts) == 4 and not receipt.escalated
     assert all(a.cost_usd and a.cost_usd > 0 for a in receipt.attempts)  # samples cost money
     assert receipt.attempts[0].scores == {"consistency": 0.75}
-    assert [a.trigger for a in receipt.attempts] == [None, "sample", "sample", "sample"]
+    assert [a.purpose for a in receipt.attempts] == ["answer", "sample", "sample", "sample"]
+    assert [a.trigger for a in receipt.attempts] == [None, None, None, None]
 
 
 def test_consistency_escalates_when_samples_disagree(
@@ -306,7 +312,12 @@ def test_consistency_escalates_when_samples_disagree(
     receipt = receipt_of(ask("q"))
 
     cheap = [a for a in receipt.attempts if a.tier == tiers[0].display_name]
-    assert [a.trigger for a in cheap] == ["gate", "sample", "sample"]
+    assert [(a.purpose, a.trigger) for a in cheap] == [
+        ("answer", "gate"),
+        ("sample", None),
+        ("sample", None),
+    ]
+    assert cheap[0].gate == "consistency"
     assert cheap[0].reason == "consistency: 1 of 3 samples agree on 'label' (0.33 < 0.60)"
     assert receipt.answered_by == tiers[1].display_name
 
@@ -342,11 +353,11 @@ def test_the_loop_guard_and_routing_with_fake_tiers(face: str) -> None:
     async def async_prompt(question: str) -> str:
         return question
 
-    from escalate import EscalationOption
+    from escalate import SelfEscalation
 
-    option = EscalationOption(max_escalations=1)
+    option = SelfEscalation(max_per_call=1)
     decorate = escalating(tiers=["openai/a", "openai/b", "openai/c"], response_model=Answer,
-                          offer_escalation=option)  # fmt: skip
+                          self_escalation=option)  # fmt: skip
     ask = decorate(prompt if face == "sync" else async_prompt)
     cheap = ScriptedTier("cheap", escalate_please)
     mid = ScriptedTier("mid", {"body": "mid answers"})
@@ -356,14 +367,16 @@ def test_the_loop_guard_and_routing_with_fake_tiers(face: str) -> None:
     with override(ask, tiers=[cheap, mid, strong]):
         answer = ask("q") if face == "sync" else asyncio.run(ask("q"))
         assert answer.body == "mid answers"
-        assert_escalated(answer, trigger="model", from_tier="cheap", to_tier="mid")
+        assert_escalated(answer, trigger="self_escalation", from_tier="cheap", to_tier="mid")
         # The guard is spent: mid was not offered the option (no policy prompt), cheap was.
         assert cheap.calls[0][0] == {"role": "system", "content": option.policy}
         assert [m["role"] for m in mid.calls[0]] == ["user"]
         with options(start_at="strong", reason="regenerate"):
             again = ask("q") if face == "sync" else asyncio.run(ask("q"))
         assert_tiers(again, ["strong"])
-        assert receipt_of(again).route == "start_at='strong' by options(): regenerate"
+        assert receipt_of(again).route == Route(
+            start_tier="strong", source="options", reason="regenerate"
+        )
     assert seen and seen[0][-1]["content"] == "q"
 
 
@@ -382,9 +395,10 @@ def test_asked_confidence_puts_a_follow_up_question_to_the_tier(
     assert (answer.outcome, answer.trigger) == ("rejected", "gate")
     assert answer.reason == "asked_confidence: asked, the model gives its answer 0.35 < 0.70"
     assert answer.scores == {"asked_confidence": 0.35}
-    assert follow.trigger == "follow_up" and follow.cost_usd and follow.cost_usd > 0
+    assert answer.gate == "asked_confidence"
+    assert follow.purpose == "follow_up" and follow.cost_usd and follow.cost_usd > 0
     assert strong_answer.outcome == "answered" and strong_answer.scores == {"asked_confidence": 0.9}
-    assert strong_follow.trigger == "follow_up" and receipt.answered_by == tiers[1].display_name
+    assert strong_follow.purpose == "follow_up" and receipt.answered_by == tiers[1].display_name
     question = server.requests_for("gpt-4o-mini")[1].body["messages"]
     assert question[-2]["role"] == "assistant" and "long enough to pass" in question[-2]["content"]
     assert "How confident are you" in question[-1]["content"]

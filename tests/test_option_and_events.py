@@ -12,9 +12,8 @@ import pytest
 from pydantic import BaseModel
 
 from escalate import (
-    DEFAULT_POLICY,
     AllTiersFailed,
-    EscalationOption,
+    SelfEscalation,
     Tier,
     escalating,
     receipt_of,
@@ -68,7 +67,7 @@ def test_the_cheap_tier_answers_directly(
     build: Any, server: ProviderServer, ladder: list[Tier]
 ) -> None:
     server.script("cheap", Reply(data={"answer": {"answer": "Paris"}}))
-    ask = build(tiers=ladder, response_model=Verdict, offer_escalation=True)
+    ask = build(tiers=ladder, response_model=Verdict, self_escalation=True)
 
     verdict = ask("What is the capital of France?")
 
@@ -85,18 +84,18 @@ def test_an_escalation_hands_over_a_clean_conversation(
     server.script("cheap", Reply(data=ESCALATE))
     server.script("strong", Reply(data={"answer": "Renormalisation absorbs..."}))
     tiers = [ladder[0], ladder[2]]
-    ask = build(tiers=tiers, response_model=Verdict, offer_escalation=True)
+    ask = build(tiers=tiers, response_model=Verdict, self_escalation=True)
 
     verdict = ask("Explain renormalisation in quantum electrodynamics.")
 
     receipt = receipt_of(verdict)
     assert receipt.answered_by == tiers[1].display_name
     first = receipt.attempts[0]
-    assert (first.outcome, first.trigger) == ("rejected", "model")
+    assert (first.outcome, first.trigger) == ("rejected", "self_escalation")
     assert first.reason == "the model asked to escalate: quantum field theory is beyond me"
     (move,) = receipt.escalations
-    assert move.trigger == "model" and move.question == "Explain renormalisation in QED."
-    assert (receipt.model_escalations, receipt.spent_attempts) == (1, 1)
+    assert move.trigger == "self_escalation" and move.question == "Explain renormalisation in QED."
+    assert (receipt.self_escalations, receipt.spent_attempts) == (1, 1)
     # The strong tier sees the user's conversation and nothing of the cheap tier's turn:
     # not its policy prompt, not its answer, not its escalate call.
     strong = body_text(server, "strong")
@@ -113,23 +112,26 @@ def test_the_strongest_tier_is_never_offered_the_option(
     server.script("cheap", Reply(data=ESCALATE))
     server.script("mid", Reply(data=ESCALATE))
     server.script("strong", Reply(data={"answer": "42"}))
-    ask = build(tiers=ladder, response_model=Verdict, offer_escalation=True)
+    ask = build(tiers=ladder, response_model=Verdict, self_escalation=True)
 
     verdict = ask("q")
 
     assert verdict.answer == "42"
     strong = body_text(server, "strong")
-    assert '"escalate"' not in strong and DEFAULT_POLICY[:40] not in strong
-    assert [m.trigger for m in receipt_of(verdict).escalations] == ["model", "model"]
+    assert '"escalate"' not in strong and SelfEscalation.DEFAULT_POLICY[:40] not in strong
+    assert [m.trigger for m in receipt_of(verdict).escalations] == [
+        "self_escalation",
+        "self_escalation",
+    ]
 
 
-def test_the_loop_guard_bounds_model_escalations(
+def test_the_loop_guard_bounds_self_escalations(
     build: Any, server: ProviderServer, ladder: list[Tier]
 ) -> None:
     server.script("cheap", Reply(data=ESCALATE))
     server.script("mid", Reply(data={"answer": "mid answers"}))
-    option = EscalationOption(max_escalations=1, policy="Escalate anything about physics.")
-    ask = build(tiers=ladder, response_model=Verdict, offer_escalation=option)
+    option = SelfEscalation(max_per_call=1, policy="Escalate anything about physics.")
+    ask = build(tiers=ladder, response_model=Verdict, self_escalation=option)
 
     assert ask("q").answer == "mid answers"
     assert "Escalate anything about physics." in body_text(server, "cheap")
@@ -140,8 +142,8 @@ def test_plain_text_answers_with_the_option(
     build: Any, server: ProviderServer, ladder: list[Tier]
 ) -> None:
     server.script("cheap", Reply(data=ESCALATE))
-    server.script("mid", Reply(data={"answer": {"text": "A long answer about QED."}}))
-    ask = build(tiers=ladder, response_model=str, offer_escalation=True)
+    server.script("mid", Reply(data={"answer": "A long answer about QED."}))
+    ask = build(tiers=ladder, response_model=str, self_escalation=True)
 
     text = ask("q")
 
@@ -156,8 +158,12 @@ def test_when_every_tier_asks_the_error_says_so(
     server.script("mid", Reply(data=ESCALATE))
     server.script("strong", Reply(data={"nothing": 1}))
     with pytest.raises(AllTiersFailed) as raised:
-        build(tiers=ladder, response_model=Verdict, offer_escalation=True)("q")
-    assert [a.trigger for a in raised.value.receipt.attempts] == ["model", "model", "validation"]
+        build(tiers=ladder, response_model=Verdict, self_escalation=True)("q")
+    assert [a.trigger for a in raised.value.receipt.attempts] == [
+        "self_escalation",
+        "self_escalation",
+        "validation",
+    ]
 
 
 # --- events ----------------------------------------------------------------------------------
@@ -218,14 +224,14 @@ def test_events_stream_in_order_and_match_the_receipt(
 
     if face == "sync":
 
-        @escalating(tiers=tiers, response_model=Verdict, offer_escalation=True, retry=retry)
+        @escalating(tiers=tiers, response_model=Verdict, self_escalation=True, retry=retry)
         def ask(question: str) -> str:
             return question
 
         events = list(stream(ask, "Explain renormalisation in quantum electrodynamics."))
     else:
 
-        @escalating(tiers=tiers, response_model=Verdict, offer_escalation=True, retry=retry)
+        @escalating(tiers=tiers, response_model=Verdict, self_escalation=True, retry=retry)
         async def ask_async(question: str) -> str:
             return question
 

@@ -198,8 +198,10 @@ def test_every_tier_failing_raises_all_tiers_failed_with_the_whole_path(face: st
     )
 
     assert_tiers(error, ["cheap", "strong"])
-    assert_escalated(error, trigger="validation", reason_contains="total: Field required")
-    assert receipt_of(error).outcome == "failed"
+    assert_escalated(error, trigger="validation", reason_contains="total: Input should be")
+    receipt = receipt_of(error)
+    assert receipt.outcome == "failed" and len(receipt.moves) == 1  # no move to nowhere
+    assert receipt.attempts[-1].reason == "total: Field required"
 
 
 def test_a_scripted_exception_reaches_the_caller_unchanged(face: str) -> None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 
-from escalate._receipt import Receipt, receipt_of
+from escalate._receipt import Receipt
+from escalate._results import receipt_of
 
 __all__ = [
     "assert_answered_by",

@@ -43,9 +43,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
+from escalate._answers import Wrapped
 from escalate._outcomes import Answered, Failed, FailureKind, TierCall
 from escalate._pricing import Price, price_usage
-from escalate._receipt import Attempt, Outcome
+from escalate._receipt import Attempt, AttemptOutcome, Trigger
 from escalate._tiers import _TRANSIENT_STATUS, _unanswered_cost, _validation_reason
 from escalate.exceptions import ConfigurationError
 from escalate.testing._server import Drop, Fault, Malformed, Reply
@@ -124,6 +125,18 @@ def _check_item(item: object, where: str) -> None:
         raise ConfigurationError(f"{where}: got {item!r}; a script item is {_ITEM_HELP}")
 
 
+def _wrapped(raw: str) -> str:
+    """A scripted answer for a non-model response type (``int``, ``str``, ``list``...) may
+    be given bare: wrap it as the ``{"answer": ...}`` the tier is asked for."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = raw  # plain text
+    if isinstance(data, dict) and set(data) == {"answer"}:
+        return raw
+    return json.dumps({"answer": data})
+
+
 def _approx_tokens(text: str) -> int:
     """Four characters a token, like ProviderServer(tokens="approx")."""
     return max(1, round(len(text) / 4)) if text else 0
@@ -152,8 +165,8 @@ def _genai_provider(served_model: str) -> tuple[str, str]:
 class _Played:
     """What one request to a fake came to, before it becomes an Attempt."""
 
-    outcome: Outcome
-    trigger: str | None = None
+    outcome: AttemptOutcome
+    trigger: Trigger | None = None
     reason: str | None = None
     value: Any = None
     failure: FailureKind | None = None
@@ -216,6 +229,21 @@ class _FakeTier:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._name!r})"
+
+    @property
+    def provider_name(self) -> str:
+        """Fakes are their own provider."""
+        return _PROVIDER
+
+    @property
+    def model(self) -> str:
+        """The model a fake plays: its ``served_model``, else its name."""
+        return self.served_model or self._name
+
+    @property
+    def streams(self) -> bool:
+        """Fakes answer whole."""
+        return False
 
     def check_flavour(self, is_async: bool) -> None:
         """Fakes serve sync and async functions alike."""
@@ -280,7 +308,7 @@ class _FakeTier:
             return _provider_failure("bad_response", reason, None)
         if isinstance(item, BaseException):
             reason = f"{type(item).__name__}: {item}"
-            return _Played("error", "error", reason, failure="other", error=item)
+            return _Played("error", None, reason, failure="error", error=item)
         raise TypeError(
             f"{self!r} cannot play {item!r}: a fake tier's answer is {_ITEM_HELP}"
         )  # pragma: no cover - items are checked before they are played
@@ -292,6 +320,8 @@ class _FakeTier:
         served: str | None,
         response_model: type[Any],
     ) -> _Played:
+        if issubclass(response_model, Wrapped):
+            raw = _wrapped(raw)
         try:
             # instructor validates the model's JSON in strict mode: so do the fakes.
             value = response_model.model_validate_json(raw, strict=True)
@@ -385,7 +415,14 @@ class _FakeTier:
     async def _next_item_async(self, messages: Messages) -> object:
         return self._next_item(messages)
 
-    def call_sync(self, messages: Messages, response_model: type[Any]) -> TierCall:
+    def call_sync(
+        self,
+        messages: Messages,
+        response_model: type[Any],
+        *,
+        on_partial: Callable[[Any], None] | None = None,
+        context: Mapping[str, Any] | None = None,
+    ) -> TierCall:
         """Answer one request of the engine's, re-asks included."""
         attempts: list[Attempt] = []
         for reask in range(self.max_reasks + 1):
@@ -402,7 +439,14 @@ class _FakeTier:
             messages = [*messages, *outcome]
         raise AssertionError("unreachable: the last re-ask always finishes")  # pragma: no cover
 
-    async def call_async(self, messages: Messages, response_model: type[Any]) -> TierCall:
+    async def call_async(
+        self,
+        messages: Messages,
+        response_model: type[Any],
+        *,
+        on_partial: Callable[[Any], None] | None = None,
+        context: Mapping[str, Any] | None = None,
+    ) -> TierCall:
         """Answer one request of the engine's, re-asks included, without blocking the loop."""
         attempts: list[Attempt] = []
         for reask in range(self.max_reasks + 1):
@@ -435,7 +479,7 @@ def _delay(item: object) -> float:
     return float(delay)
 
 
-def _provider_failure(trigger: str, reason: str, status: int | None) -> _Played:
+def _provider_failure(trigger: Trigger, reason: str, status: int | None) -> _Played:
     return _Played(
         "provider_error",
         trigger,
@@ -451,12 +495,12 @@ def _fault(fault: Fault) -> _Played:
     reason = f"HTTP {status}: {fault.message}"
     error = ScriptedFault(reason, status=status, retry_after=fault.retry_after)
     if status in _TRANSIENT_STATUS or status >= 500:
-        trigger = _TRANSIENT_STATUS.get(status, "server_error")
+        trigger: Trigger = _TRANSIENT_STATUS.get(status, "server_error")  # type: ignore[assignment]
         return replace(
             _provider_failure(trigger, reason, status), error=error, retry_after=fault.retry_after
         )
     # Like a real 401 or 400: not the provider's passing trouble, so not retried.
-    return _Played("error", "error", reason, failure="other", error=error, status=status)
+    return _Played("error", None, reason, failure="error", error=error, status=status)
 
 
 class ScriptedTier(_FakeTier):

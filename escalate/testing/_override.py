@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from types import MappingProxyType
 from typing import Any
 
-from escalate._decorator import plan_of
+from escalate._call import path_of
 from escalate._switches import ALL_FUNCTIONS, blocked_providers, tier_overrides
 from escalate._tiers import Backend, BuiltTier, Tier, build_tiers
 from escalate.exceptions import ConfigurationError
@@ -31,7 +31,7 @@ def _original(function: Callable[..., Any]) -> Callable[..., Any]:
         if candidate is None:
             continue
         try:
-            plan_of(candidate)
+            path_of(candidate)
         except TypeError:
             continue
         original: Callable[..., Any] = getattr(candidate, "__wrapped__", candidate)
@@ -44,7 +44,7 @@ def _build(key: Any, tiers: Sequence[str | Tier | Backend]) -> tuple[BuiltTier, 
     a tier or add request arguments), and check they can serve it."""
     if key is ALL_FUNCTIONS:
         return build_tiers(tiers)
-    built = build_tiers(tiers, plan_of(key).gates)
+    built = build_tiers(tiers, path_of(key).plan.gates)
     is_async = inspect.iscoroutinefunction(key)
     for tier in built:
         for deployment in tier.deployments:

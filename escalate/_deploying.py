@@ -1,0 +1,125 @@
+"""One tier's deployments: a request retried on provider failures, then moved sideways.
+
+Part of the engine (no I/O): it yields :class:`~escalate._plan.Call` and
+:class:`~escalate._plan.Sleep` steps and reads back what they came to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import tenacity
+
+from escalate._ledger import Ledger
+from escalate._outcomes import Failed, TierCall
+from escalate._plan import Backend, Call, EngineTier, Messages, Plan, Sleep, Step
+from escalate._receipt import Purpose
+from escalate._retry import Transient, asked_too_long
+
+__all__ = ["Request", "walk_tier"]
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What one tier is asked: the messages, the model to fill, and why it is asked."""
+
+    messages: Messages
+    response_model: type[Any]
+    unwrap_partials: bool = False
+    purpose: Purpose = "answer"
+    reask: int = 0
+    context: Mapping[str, Any] | None = None
+
+
+def walk_tier(
+    plan: Plan, tier: EngineTier, request: Request, ledger: Ledger
+) -> Generator[Step, Any, tuple[TierCall, Backend]]:
+    """Try the tier's deployments in turn while the provider is what fails."""
+    deployments = tier.deployments
+    result: TierCall | None = None
+    for index, deployment in enumerate(deployments):
+        ledger.tier_started(tier.name, deployment.name)
+        purpose: Purpose = request.purpose if index == 0 else "retry"
+        result = yield from _with_retries(plan, tier, deployment, request, purpose, ledger)
+        if not (isinstance(result, Failed) and result.kind == "provider"):
+            return result, deployment
+        if index + 1 < len(deployments):
+            target = (tier.name, deployments[index + 1].name)
+            ledger.move("sideways", (tier.name, deployment.name), target, result)
+    assert result is not None, "a tier always has at least one deployment"
+    return result, deployments[-1]
+
+
+def _with_retries(
+    plan: Plan,
+    tier: EngineTier,
+    deployment: Backend,
+    request: Request,
+    purpose: Purpose,
+    ledger: Ledger,
+) -> Generator[Step, Any, TierCall]:
+    """One deployment, retried on provider failures by tenacity's decision machine."""
+    on_partial = None
+    if deployment.streams:
+        on_partial = ledger.partials(tier.name, deployment.name, request.unwrap_partials)
+    call = Call(deployment, request.messages, request.response_model, on_partial, request.context)
+    ledger.sending(tier.name, deployment)
+    result: TierCall = yield call
+    ledger.record(result, purpose, request.reask)
+    if not _retryable(result, tier):
+        return _slow(result, tier, ledger)  # the common case never builds a retry state
+    retrying = plan.retry.retrying()
+    retrying.begin()
+    state = tenacity.RetryCallState(retrying, fn=None, args=(), kwargs={})
+    _failed_again(state, result, plan, ledger)
+    while True:
+        try:
+            action = retrying.iter(state)
+        except Transient as exhausted:
+            return exhausted.failed
+        if isinstance(action, tenacity.DoSleep):
+            state.prepare_for_next_attempt()
+            yield Sleep(float(action))
+        elif isinstance(action, tenacity.DoAttempt):
+            ledger.sending(tier.name, deployment)
+            result = yield call
+            ledger.record(result, "retry")
+            if _retryable(result, tier):
+                _failed_again(state, result, plan, ledger)
+            else:
+                state.set_result(_slow(result, tier, ledger))
+        else:
+            return action  # type: ignore[no-any-return]
+
+
+def _failed_again(
+    state: tenacity.RetryCallState, result: TierCall, plan: Plan, ledger: Ledger
+) -> None:
+    assert isinstance(result, Failed)
+    if asked_too_long(result, plan.retry):
+        # Say on the receipt why no retry follows a provider that asked us to wait.
+        ledger.restamp_last(
+            reason=f"{result.reason}; Retry-After {result.retry_after:g}s is above "
+            f"max_retry_after={plan.retry.max_retry_after:g}s, so the deployment was left "
+            "at once"
+        )
+    state.set_exception((Transient, Transient(result), None))
+
+
+def _retryable(result: TierCall, tier: EngineTier) -> bool:
+    if not (isinstance(result, Failed) and result.kind == "provider"):
+        return False
+    return not (result.trigger == "timeout" and tier.on_timeout == "escalate")
+
+
+def _slow(result: TierCall, tier: EngineTier, ledger: Ledger) -> TierCall:
+    """A timeout on a tier set to escalate on timeouts: too slow, so move up at once."""
+    timed_out = isinstance(result, Failed) and result.trigger == "timeout"
+    if not (timed_out and tier.on_timeout == "escalate"):
+        return result
+    assert isinstance(result, Failed)
+    reason = f"too slow: {result.reason}"
+    ledger.restamp_last(outcome="rejected", trigger="slow", reason=reason)
+    return Failed("quality", "slow", reason, result.error, result.attempts)

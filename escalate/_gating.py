@@ -1,0 +1,202 @@
+"""One tier's answer: asked for, unwrapped, checked by the gates, re-asked if allowed.
+
+Part of the engine (no I/O). A gate that wants more of the tier than its answer (a
+consistency gate's samples, a follow-up question) gets it here, and every such request is
+an attempt on the receipt with its purpose, so its cost is counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+from escalate._deploying import Request, walk_tier
+from escalate._ledger import Ledger
+from escalate._outcomes import Answered, Failed, TierCall
+from escalate._plan import Backend, Call, CallInfo, Check, Messages, Plan, Sample, Step, Verdict
+from escalate._receipt import Purpose
+from escalate._self_escalation import SelfEscalated, choice_model
+from escalate.gates import GateContext
+
+__all__ = ["answer_on_tier", "with_failure"]
+
+
+def answer_on_tier(
+    plan: Plan, call: CallInfo, index: int, messages: Messages, ledger: Ledger
+) -> Generator[Step, Any, tuple[TierCall, str]]:
+    """The tier's answer, checked by the gates, and the deployment that gave it."""
+    tier = plan.tiers[index]
+    gates = (*plan.gates, *tier.gates)
+    offer = _offers_choice(plan, index, ledger)
+    failed: Failed | None = None
+    for reask in range(tier.gate_reasks + 1):
+        request = _request(plan, call, messages, offer, reask)
+        result, deployment = yield from walk_tier(plan, tier, request, ledger)
+        result = _as_value(plan, result, offer, ledger)
+        if not isinstance(result, Answered) or not gates:
+            return result, deployment.name
+        answer_at = len(ledger.attempts) - 1  # gates' samples and follow-ups come after it
+        samples: tuple[Any, ...] = ()
+        if (wanted := _samples_wanted(gates)) > 1:
+            samples = yield from _sample(plan, tier.name, deployment, request, wanted - 1, ledger)
+            samples = (result.value, *samples)
+            result = _majority(gates, samples, result)
+        follow_up = yield from _follow_up(tier.name, gates, deployment, messages, result, ledger)
+        context = _context(plan, call, index, deployment, messages, result, samples, follow_up)
+        verdict: Verdict = yield Check(gates, result.value, context)
+        if verdict.rejection is None:
+            ledger.restamp(answer_at, scores=verdict.scores)
+            return result, deployment.name
+        failed = _rejected(verdict, result, answer_at, ledger)
+        ledger.best = (result.value, tier.name)
+        if reask < tier.gate_reasks:
+            messages = with_failure(messages, failed)
+    assert failed is not None
+    return failed, deployment.name
+
+
+def _rejected(verdict: Verdict, result: Answered, answer_at: int, ledger: Ledger) -> Failed:
+    assert verdict.rejection is not None
+    reason = f"{verdict.rejected_by}: {verdict.rejection.reason}"
+    ledger.restamp(
+        answer_at,
+        outcome="rejected",
+        trigger="gate",
+        gate=verdict.rejected_by,
+        reason=reason,
+        scores=verdict.scores,
+    )
+    return Failed(
+        "quality", "gate", reason, verdict.rejection, result.attempts, gate=verdict.rejected_by
+    )
+
+
+def _context(
+    plan: Plan,
+    call: CallInfo,
+    index: int,
+    deployment: Backend,
+    messages: Messages,
+    result: Answered,
+    samples: tuple[Any, ...],
+    follow_up: Any,
+) -> GateContext:
+    attempt = result.attempts[-1] if result.attempts else None
+    return GateContext(
+        messages=messages,
+        tier=plan.tiers[index].name,
+        deployment=deployment.name,
+        provider=deployment.provider_name,
+        model=deployment.model,
+        completion=result.completion,
+        attempt=attempt,
+        args=tuple(call.args),
+        kwargs=dict(call.kwargs),
+        is_last_tier=index == len(plan.tiers) - 1,
+        samples=samples,
+        follow_up=follow_up,
+    )
+
+
+def _offers_choice(plan: Plan, index: int, ledger: Ledger) -> bool:
+    """Cheaper tiers may ask to escalate, until the loop guard's count is reached; the
+    strongest tier never may."""
+    option = plan.self_escalation
+    return (
+        option is not None
+        and index < len(plan.tiers) - 1
+        and ledger.self_escalations < option.max_per_call
+    )
+
+
+def _request(plan: Plan, call: CallInfo, messages: Messages, offer: bool, reask: int) -> Request:
+    context = call.context if call.context is not None else plan.context
+    purpose: Purpose = "reask" if reask else "answer"
+    shape = plan.answer
+    if not offer:
+        return Request(messages, shape.request_model, shape.wrapped, purpose, reask, context)
+    assert plan.self_escalation is not None
+    policy = {"role": "system", "content": plan.self_escalation.policy}
+    model = choice_model(shape.declared, shape.name)
+    return Request([policy, *messages], model, True, purpose, reask, context)
+
+
+def _as_value(plan: Plan, result: TierCall, offer: bool, ledger: Ledger) -> TierCall:
+    """The caller's value of an answer; a self-escalation becomes a quality failure."""
+    if not isinstance(result, Answered):
+        return result
+    if not offer:
+        return Answered(plan.answer.value_of(result.value), result.attempts, result.completion)
+    asked = result.value.escalate
+    if asked is None:
+        return Answered(result.value.answer, result.attempts, result.completion)
+    ledger.self_escalations += 1
+    reason = f"the model asked to escalate: {asked.reason}"
+    ledger.restamp_last(outcome="rejected", trigger="self_escalation", reason=reason)
+    return Failed("quality", "self_escalation", reason, SelfEscalated(asked), result.attempts)
+
+
+def _samples_wanted(gates: tuple[Any, ...]) -> int:
+    return max((int(getattr(gate, "samples", 1)) for gate in gates), default=1)
+
+
+def _sample(
+    plan: Plan, tier: str, deployment: Backend, request: Request, count: int, ledger: Ledger
+) -> Generator[Step, Any, tuple[Any, ...]]:
+    """``count`` more answers from the same deployment, for a consistency gate; each is an
+    attempt on the receipt (its cost counted); failed samples are left out of the vote."""
+    call = Call(deployment, request.messages, request.response_model, None, request.context)
+    ledger.sending(tier, deployment, count)
+    results: list[TierCall] = yield Sample(call, count)
+    answers = []
+    for result in results:
+        ledger.record(result, "sample")
+        if isinstance(result, Answered):
+            value = _sample_value(plan, request, result.value)
+            if value is not None:
+                answers.append(value)
+    return tuple(answers)
+
+
+def _sample_value(plan: Plan, request: Request, parsed: Any) -> Any:
+    if request.response_model is not plan.answer.request_model:
+        return parsed.answer  # a self-escalation choice; one that asks to escalate: no vote
+    return plan.answer.value_of(parsed)
+
+
+def _follow_up(
+    tier: str,
+    gates: tuple[Any, ...],
+    deployment: Backend,
+    messages: Messages,
+    answered: Answered,
+    ledger: Ledger,
+) -> Generator[Step, Any, Any]:
+    """The tier's reply to the first gate's follow-up request (None if none or failed)."""
+    asker = next((gate for gate in gates if hasattr(gate, "follow_up")), None)
+    if asker is None:
+        return None
+    follow_messages, model = asker.follow_up(answered.value, messages)
+    ledger.sending(tier, deployment)
+    reply: TierCall = yield Call(deployment, follow_messages, model)
+    ledger.record(reply, "follow_up")
+    return reply.value if isinstance(reply, Answered) else None
+
+
+def _majority(gates: tuple[Any, ...], samples: tuple[Any, ...], first: Answered) -> Answered:
+    """The answer a gate with ``choose`` picks among the samples (the majority)."""
+    chooser = next((gate for gate in gates if hasattr(gate, "choose")), None)
+    if chooser is None:
+        return first
+    return Answered(chooser.choose(samples), first.attempts, first.completion)
+
+
+def with_failure(messages: Messages, failed: Failed) -> Messages:
+    """The conversation with the rejected answer and why it was rejected appended."""
+    raw = next((a.raw_output for a in reversed(failed.attempts) if a.raw_output), None)
+    feedback = f"A previous answer to this was rejected ({failed.trigger}): {failed.reason}"
+    extra: Messages = []
+    if raw is not None:
+        extra.append({"role": "assistant", "content": raw})
+    extra.append({"role": "user", "content": feedback + "\nAnswer again, correctly."})
+    return [*messages, *extra]

@@ -1,0 +1,175 @@
+"""The ledger of one call: its attempts and moves as they happen, its events, its receipt.
+
+The engine writes here and nowhere else, so what hooks hear and what the receipt says
+can never disagree.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from escalate._outcomes import Failed, TierCall
+from escalate._plan import Backend, CallInfo, Plan
+from escalate._receipt import Attempt, CallOutcome, Move, Purpose, Receipt, Route
+from escalate._self_escalation import SelfEscalated
+from escalate.events import (
+    AttemptFinished,
+    Escalated,
+    Finished,
+    MovedSideways,
+    PartialAnswer,
+    TierStarted,
+)
+
+__all__ = ["Ledger"]
+
+
+class Ledger:
+    """The attempts and moves of one call, and the receipt they make."""
+
+    def __init__(self, plan: Plan, call: CallInfo) -> None:
+        self.function = plan.function
+        self.call = call
+        self.route = call.route or Route(start_tier=plan.tiers[call.start].name)
+        self.emit = call.on_event
+        self.self_escalations = 0
+        self.started = time.perf_counter()
+        self.started_at = datetime.now(UTC)
+        self.attempts: list[Attempt] = []
+        self.moves: list[Move] = []
+        self.notes: list[str] = []
+        self.in_flight: tuple[str, Backend, int, float, datetime] | None = None
+        """The tier, deployment, request count and start of the step being performed."""
+        self.best: tuple[Any, str] | None = None
+        """The best answer so far that failed its gates (the strongest tier's latest),
+        and its tier: what ``when_unmet="best_effort"`` returns."""
+
+    def receipt(self, outcome: CallOutcome, by: str | None) -> Receipt:
+        return Receipt(
+            function=self.function,
+            task=self.call.task,
+            tags=dict(self.call.tags),
+            outcome=outcome,
+            answered_by=by,
+            route=self.route,
+            attempts=tuple(self.attempts),
+            moves=tuple(self.moves),
+            started_at=self.started_at,
+            finished_at=datetime.now(UTC),
+            latency_s=time.perf_counter() - self.started,
+            notes=tuple(self.notes),
+        )
+
+    def finished(self, receipt: Receipt, result: Any = None, error: Any = None) -> None:
+        if self.emit is not None:
+            self.emit(Finished(self.function, receipt, result=result, error=error))
+
+    # --- attempts ----------------------------------------------------------------------
+
+    def sending(self, tier: str, deployment: Backend, count: int = 1) -> None:
+        self.in_flight = (tier, deployment, count, time.perf_counter(), datetime.now(UTC))
+
+    def record(self, result: TierCall, purpose: Purpose, reask: int = 0) -> None:
+        """The attempts of one step: the first made for ``purpose``, any further ones
+        (instructor's re-asks after a validation error) as re-asks."""
+        self.in_flight = None
+        for index, attempt in enumerate(result.attempts):
+            update: dict[str, Any] = {"reask": reask + attempt.reask}
+            update["purpose"] = purpose if index == 0 else "reask"
+            if purpose == "answer" and reask and index == 0:
+                update["purpose"] = "reask"
+            attempt = attempt.model_copy(update=update)
+            self.attempts.append(attempt)
+            if self.emit is not None:
+                self.emit(AttemptFinished(self.function, attempt))
+
+    def cancelled(self, why: str) -> None:
+        """The step in flight when the call was stopped: its requests may have been billed,
+        so each is on the receipt, its cost unknown."""
+        if self.in_flight is None:
+            self.notes.append(f"cancelled: {why}")
+            return
+        tier, deployment, count, started, started_at = self.in_flight
+        self.in_flight = None
+        for _ in range(count):
+            self.attempts.append(
+                Attempt(
+                    tier=tier,
+                    deployment=deployment.name,
+                    provider=deployment.provider_name,
+                    requested_model=deployment.model,
+                    outcome="cancelled",
+                    trigger="cancelled",
+                    reason=f"the call was stopped while this request was in flight ({why})",
+                    cost_note="stopped in flight: the provider may have billed tokens",
+                    latency_s=time.perf_counter() - started,
+                    started_at=started_at,
+                )
+            )
+
+    def restamp_last(self, **changes: Any) -> None:
+        self.restamp(len(self.attempts) - 1, **changes)
+
+    def restamp(self, index: int, **changes: Any) -> None:
+        if 0 <= index < len(self.attempts):
+            self.attempts[index] = self.attempts[index].model_copy(update=changes)
+
+    def spent(self) -> Decimal:
+        return sum((a.cost_usd for a in self.attempts if a.cost_usd is not None), Decimal(0))
+
+    # --- events ------------------------------------------------------------------------
+
+    def tier_started(self, tier: str, deployment: str) -> None:
+        if self.emit is not None:
+            self.emit(TierStarted(self.function, tier, deployment))
+
+    def partials(self, tier: str, deployment: str, unwrap: bool) -> Callable[[Any], None] | None:
+        """The callback for a streaming tier's partial answers (None when nobody listens).
+        ``unwrap``: the answer sits inside a wrapper's ``answer`` field."""
+        emit = self.emit
+        if emit is None:
+            return None
+
+        def partial(value: Any) -> None:
+            answer = getattr(value, "answer", None) if unwrap else value
+            if answer is not None:
+                emit(PartialAnswer(self.function, tier, deployment, answer))
+
+        return partial
+
+    def move(
+        self,
+        kind: Literal["up", "sideways"],
+        source: tuple[str, str],
+        target: tuple[str, str],
+        failed: Failed,
+    ) -> None:
+        error = failed.error
+        question = error.request.question if isinstance(error, SelfEscalated) else None
+        move = Move(
+            kind=kind,
+            from_tier=source[0],
+            from_deployment=source[1],
+            to_tier=target[0],
+            to_deployment=target[1],
+            trigger=failed.trigger,  # type: ignore[arg-type]
+            gate=failed.gate,
+            reason=failed.reason,
+            question=question,
+        )
+        self.moves.append(move)
+        if self.emit is None:
+            return
+        if kind == "up":
+            event: Any = Escalated(
+                self.function, source[0], target[0], move.trigger, move.reason, question
+            )
+        else:
+            event = MovedSideways(
+                self.function, source[0], source[1], target[1], move.trigger, move.reason
+            )
+        self.emit(event)

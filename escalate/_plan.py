@@ -1,0 +1,204 @@
+"""What the engine is given and what it asks for: the plan, the call, the steps.
+
+The plan is checked once, when the decorator is applied; the call adds its arguments and
+where it starts; the steps are the only requests the engine makes of a face. The engine's
+view of a tier, a deployment and a gate is a Protocol here, so nothing is probed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+from escalate._answers import AnswerShape
+from escalate._outcomes import TierCall
+from escalate._receipt import Route
+from escalate._retry import Retry
+from escalate._self_escalation import SelfEscalation
+
+if TYPE_CHECKING:
+    from escalate.gates import GateContext, Rejected
+
+__all__ = [
+    "Backend",
+    "Call",
+    "CallInfo",
+    "Check",
+    "EngineTier",
+    "Messages",
+    "Plan",
+    "Sample",
+    "Sleep",
+    "Step",
+    "Trigger",
+    "Verdict",
+]
+
+Messages = list[dict[str, Any]]
+Trigger = Callable[[BaseException], bool]
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """One place a tier's request can go: escalate's own deployment of a provider model,
+    or a fake tier from :mod:`escalate.testing`. It returns
+    :class:`~escalate._outcomes.Answered` or ``Failed`` and never raises for an answer it
+    could not give."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def provider_name(self) -> str: ...
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def streams(self) -> bool: ...
+
+    def check_flavour(self, is_async: bool) -> None: ...
+
+    def estimate_cost(self, input_tokens: int, output_tokens: int) -> Decimal | None: ...
+
+    def call_sync(
+        self,
+        messages: Messages,
+        response_model: type[Any],
+        *,
+        on_partial: Callable[[Any], None] | None = None,
+        context: Mapping[str, Any] | None = None,
+    ) -> TierCall: ...
+
+    async def call_async(
+        self,
+        messages: Messages,
+        response_model: type[Any],
+        *,
+        on_partial: Callable[[Any], None] | None = None,
+        context: Mapping[str, Any] | None = None,
+    ) -> TierCall: ...
+
+
+class EngineTier(Protocol):
+    """A checked tier: its name, its deployments in order, and its own settings."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def deployments(self) -> tuple[Backend, ...]: ...
+
+    @property
+    def gates(self) -> tuple[Any, ...]: ...
+
+    @property
+    def gate_reasks(self) -> int: ...
+
+    @property
+    def on_timeout(self) -> Literal["retry", "escalate"]: ...
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything the walk needs to know, checked once when the decorator is applied."""
+
+    function: str
+    tiers: tuple[EngineTier, ...]
+    answer: AnswerShape
+    on: Trigger
+    retry: Retry = field(default_factory=Retry)
+    on_provider_exhausted: Literal["escalate", "raise"] = "escalate"
+    carry_failure: bool = False
+    gates: tuple[Any, ...] = ()
+    """Gates for every tier; a tier's own gates run after these."""
+    when_unmet: Literal["raise", "best_effort"] = "raise"
+    """When no answer passes (or the budget stops the walk): raise, or return the best
+    answer so far with the receipt's outcome ``best_effort``."""
+    budget_usd: Decimal | None = None
+    route: Callable[..., Any] | None = None
+    """Chooses the starting tier from the call's arguments (see ``_routing``)."""
+    self_escalation: SelfEscalation | None = None
+    """Let the cheaper tiers ask to escalate (see ``_self_escalation``)."""
+    task: str | Callable[..., str | None] | None = None
+    """The task class of every call, or a function of the call's arguments giving it."""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    context: Mapping[str, Any] | None = None
+    """instructor's validation context for every call."""
+
+
+@dataclass(frozen=True)
+class CallInfo:
+    """What one call adds to the plan: its arguments, where it starts, how it is filed."""
+
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    start: int = 0
+    route: Route | None = None
+    budget_usd: Decimal | None = None
+    on_event: Callable[[Any], None] | None = None
+    """Receives the call's events (see ``escalate.events``); None when nobody listens."""
+    task: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    context: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """Send ``messages`` to ``deployment``; reply with the :data:`TierCall` it came to.
+    ``on_partial``, when set, receives a streaming tier's partial answers."""
+
+    deployment: Backend
+    messages: Messages
+    response_model: type[Any]
+    on_partial: Callable[[Any], None] | None = None
+    context: Mapping[str, Any] | None = None
+
+    def perform_sync(self) -> TierCall:
+        return self.deployment.call_sync(
+            self.messages, self.response_model, on_partial=self.on_partial, context=self.context
+        )
+
+    async def perform_async(self) -> TierCall:
+        return await self.deployment.call_async(
+            self.messages, self.response_model, on_partial=self.on_partial, context=self.context
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """Wait before retrying; reply with ``None``."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """Run ``gates`` on ``answer`` in order; reply with the :class:`Verdict`."""
+
+    gates: tuple[Any, ...]
+    answer: Any
+    context: GateContext
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """Make ``call`` ``count`` more times (concurrently where the face can); reply with
+    the list of :data:`TierCall` they came to."""
+
+    call: Call
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the gates said: the scores they recorded, and the first rejection if any."""
+
+    scores: dict[str, float]
+    rejected_by: str | None = None
+    rejection: Rejected | None = None
+
+
+Step = Call | Sleep | Check | Sample
