@@ -16,9 +16,11 @@ import pytest
 from pydantic import BaseModel
 
 from escalate import ConfigurationError, Tier, escalating, receipt_of
-from escalate._builtin_gates import (
+from escalate.gates import (
     DEFAULT_HEDGES,
     DEFAULT_REFUSALS,
+    GateContext,
+    Rejected,
     cites,
     complete,
     known_ids,
@@ -30,7 +32,6 @@ from escalate._builtin_gates import (
     not_refusal,
     self_reported,
 )
-from escalate.gates import GateContext, Rejected
 from escalate.testing._server import ProviderServer, Reply
 
 # --- answers and contexts -----------------------------------------------------------------
@@ -552,7 +553,7 @@ def test_logprob_confidence_asks_for_logprobs_and_refuses_tiers_without_them() -
         ({"threshold": 1.5}, "threshold is a probability"),
         ({"threshold": "0.8"}, "threshold must be a number"),
         ({"threshold": 0.5, "statistic": "median"}, "statistic must be"),
-        ({"threshold": 0.5, "quantile": 2}, "quantile must be in"),
+        ({"threshold": 0.5, "quantile": 2}, "quantile is a probability in"),
     ],
 )
 def test_logprob_confidence_configuration_errors(kwargs: dict[str, Any], message: str) -> None:

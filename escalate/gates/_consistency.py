@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from escalate.exceptions import ConfigurationError
-from escalate.gates import GateContext, Rejected
+from escalate.gates._protocol import GateContext, Rejected
 
 __all__ = ["Consistency", "consistency"]
 

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from escalate.exceptions import ConfigurationError
-from escalate.gates import GateContext, Rejected
+from escalate.gates._protocol import GateContext, Rejected
 
 __all__ = ["DEFAULT_QUESTION", "AskedConfidence", "Confidence", "asked_confidence"]
 
