@@ -7,10 +7,10 @@ Mechanical: it reads the finish reason of the raw completion, OpenAI's or Anthro
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from escalate.gates._fields import all_texts, listing
-from escalate.gates._protocol import GateContext, Rejected
+from escalate.gates._protocol import Gate, GateContext, Rejected
 
 __all__ = ["Complete", "complete"]
 
@@ -52,3 +52,7 @@ def complete(*, name: str | None = None) -> Complete:
     the receipt says ``truncated``); this gate catches the rest.
     """
     return Complete(name or "complete")
+
+
+if TYPE_CHECKING:  # mypy checks the gate has the capabilities the engine uses
+    _Gate: type[Gate] = Complete

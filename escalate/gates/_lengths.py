@@ -6,11 +6,11 @@ Mechanical: no model call, microseconds. Fields are dotted paths (see :mod:`._fi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from escalate.exceptions import ConfigurationError
 from escalate.gates._fields import FieldGate, is_list, listing, resolve, split_path, texts
-from escalate.gates._protocol import GateContext, Rejected
+from escalate.gates._protocol import GateContext, ModelAwareGate, Rejected
 
 __all__ = ["Length", "NotEmpty", "Unit", "max_length", "min_length", "not_empty"]
 
@@ -99,3 +99,8 @@ def not_empty(field: str, *, name: str | None = None) -> NotEmpty:
     """Reject when ``field`` is ``None``, blank (empty or whitespace), an empty list, or a
     list holding a blank string."""
     return NotEmpty(split_path(field, "not_empty"), name or f"not_empty({field})")
+
+
+if TYPE_CHECKING:  # mypy checks the gate has the capabilities the engine uses
+    _length_gate: type[ModelAwareGate] = Length
+    _not_empty: type[ModelAwareGate] = NotEmpty

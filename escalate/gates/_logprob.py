@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from escalate.exceptions import ConfigurationError
-from escalate.gates._protocol import GateContext, Rejected
+from escalate.gates._protocol import GateContext, Rejected, RequestingGate, TierAwareGate
 
 if TYPE_CHECKING:
     from escalate._tiers import Tier
@@ -167,3 +167,8 @@ def _check_probability(what: str, value: object) -> None:
         raise ConfigurationError(
             f"logprob_confidence: {what} is a probability in [0, 1], got {value!r}"
         )
+
+
+if TYPE_CHECKING:  # mypy checks the gate has the capabilities the engine uses
+    _TierAwareGate: type[TierAwareGate] = LogprobConfidence
+    _RequestingGate: type[RequestingGate] = LogprobConfidence

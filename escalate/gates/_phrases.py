@@ -9,11 +9,11 @@ import dataclasses
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from escalate.exceptions import ConfigurationError
 from escalate.gates._fields import all_texts, check_path, listing, resolve, split_path, texts
-from escalate.gates._protocol import GateContext, Rejected
+from escalate.gates._protocol import GateContext, ModelAwareGate, Rejected
 
 __all__ = ["DEFAULT_HEDGES", "DEFAULT_REFUSALS", "PhraseGate", "not_hedging", "not_refusal"]
 
@@ -135,3 +135,7 @@ def not_hedging(
     """Reject an answer that hedges ("I'm not sure", "might be", "possibly", "I think",
     ...); matched and configured like :func:`not_refusal`, with :data:`DEFAULT_HEDGES`."""
     return _phrase_gate("not_hedging", field, phrases, "hedging", name)
+
+
+if TYPE_CHECKING:  # mypy checks the gate has the capabilities the engine uses
+    _ModelAwareGate: type[ModelAwareGate] = PhraseGate

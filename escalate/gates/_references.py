@@ -10,11 +10,11 @@ import re
 from collections.abc import Callable, Collection, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from escalate.exceptions import ConfigurationError
 from escalate.gates._fields import FieldGate, leaves, listing, resolve, split_path, texts
-from escalate.gates._protocol import GateContext, Rejected
+from escalate.gates._protocol import GateContext, ModelAwareGate, Rejected
 
 __all__ = ["Cites", "KnownIds", "cites", "known_ids"]
 
@@ -149,3 +149,8 @@ def known_ids(
         _check_ids("known_ids", known, "known")
         known = _freeze(known)
     return KnownIds(path, known, name or f"known_ids({field})")
+
+
+if TYPE_CHECKING:  # mypy checks the gate has the capabilities the engine uses
+    _cites: type[ModelAwareGate] = Cites
+    _known_ids: type[ModelAwareGate] = KnownIds

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from escalate.exceptions import ConfigurationError
 from escalate.gates._fields import FieldGate, resolve, split_path
-from escalate.gates._protocol import GateContext, Rejected
+from escalate.gates._protocol import GateContext, ModelAwareGate, Rejected
 
 __all__ = ["SelfReported", "self_reported"]
 
@@ -62,3 +62,7 @@ def self_reported(
     if not 0 <= threshold <= 1:
         raise ConfigurationError(f"self_reported: threshold must be in [0, 1], got {threshold!r}")
     return SelfReported(path, float(threshold), name or "self_reported")
+
+
+if TYPE_CHECKING:  # mypy checks the gate has the capabilities the engine uses
+    _ModelAwareGate: type[ModelAwareGate] = SelfReported
