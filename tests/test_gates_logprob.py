@@ -11,6 +11,7 @@ import pytest
 
 from escalate import ConfigurationError, Tier, receipt_of
 from escalate.gates import Rejected, logprob_confidence
+from escalate.gates._logprob import logprob_refusal
 from escalate.testing._server import ProviderServer, Reply
 from tests._gates_helpers import (
     STRONG,
@@ -94,6 +95,27 @@ def test_logprob_confidence_asks_for_logprobs_and_refuses_tiers_without_them() -
         gate.check_tier(
             Tier("openai/gpt-4o-mini", mode=json_schema, fallbacks=["anthropic/claude-haiku-4-5"])
         )
+
+
+def test_the_provider_knowledge_is_one_function_of_one_deployment() -> None:
+    assert logprob_refusal(Tier("openai/gpt-4o-mini", mode=instructor.Mode.JSON_SCHEMA)) is None
+    assert logprob_refusal(Tier("anthropic/claude-haiku-4-5")) == (
+        "Anthropic's API returns no logprobs"
+    )
+    why = logprob_refusal(Tier("openai/gpt-4o-mini", mode=instructor.Mode.TOOLS))
+    assert why is not None and why.startswith("in instructor mode tool_call, OpenAI returns")
+    # One deployment: the fallbacks are the gate's to walk.
+    tier = Tier(
+        "openai/gpt-4o", mode=instructor.Mode.JSON, fallbacks=["anthropic/claude-haiku-4-5"]
+    )
+    assert logprob_refusal(tier) is None
+
+
+def test_a_nan_logprob_rejects_rather_than_scoring_nan() -> None:
+    completion = openai_completion([math.log(0.9), math.nan])
+    with pytest.raises(Rejected, match="not a number") as caught:
+        logprob_confidence(0.5)(answer(), ctx(completion))
+    assert caught.value.score is None
 
 
 @pytest.mark.parametrize(
