@@ -239,7 +239,7 @@ def test_configuration_mistakes_are_named(served: ProviderServer) -> None:
 
 
 def test_a_built_in_gate_calibrates_the_same(served: ProviderServer) -> None:
-    gates = pytest.importorskip("escalate._builtin_gates")
+    gates = pytest.importorskip("escalate.gates")
     tiers = [
         Tier(
             f"openai/{CHEAP}",

@@ -278,7 +278,7 @@ class Pick(BaseModel):
 def test_consistency_returns_the_majority_and_counts_every_sample(
     build: Any, server: ProviderServer, tiers: list[Tier]
 ) -> None:
-    from escalate._consistency import consistency
+    from escalate.gates import consistency
 
     server.script(
         "gpt-4o-mini",
@@ -303,7 +303,7 @@ def test_consistency_returns_the_majority_and_counts_every_sample(
 def test_consistency_escalates_when_samples_disagree(
     build: Any, server: ProviderServer, tiers: list[Tier]
 ) -> None:
-    from escalate._consistency import consistency
+    from escalate.gates import consistency
 
     server.script("gpt-4o-mini", *(Reply(data={"label": x}) for x in ("a", "b", "c")))
     server.script("claude-sonnet-4-5", *(Reply(data={"label": "b"}) for _ in range(3)))

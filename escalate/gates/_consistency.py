@@ -13,12 +13,12 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from escalate.exceptions import ConfigurationError
-from escalate.gates import GateContext, Rejected
+from escalate.gates._protocol import GateContext, Rejected, SamplingGate
 
 __all__ = ["Consistency", "consistency"]
 
@@ -82,3 +82,7 @@ def consistency(n: int = 5, *, field: str | None = None, min_agreement: float = 
     if not 0 < min_agreement <= 1:
         raise ConfigurationError(f"min_agreement must be in (0, 1], got {min_agreement!r}")
     return Consistency(n, field, min_agreement)
+
+
+if TYPE_CHECKING:  # mypy checks the gate has the capabilities the engine uses
+    _SamplingGate: type[SamplingGate] = Consistency

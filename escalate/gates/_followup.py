@@ -10,12 +10,12 @@ confidence field, and the model judges an answer it can see whole.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
 from escalate.exceptions import ConfigurationError
-from escalate.gates import GateContext, Rejected
+from escalate.gates._protocol import FollowUpGate, GateContext, Rejected
 
 __all__ = ["DEFAULT_QUESTION", "AskedConfidence", "Confidence", "asked_confidence"]
 
@@ -70,3 +70,7 @@ def asked_confidence(
     if not question.strip():
         raise ConfigurationError("asked_confidence question is empty")
     return AskedConfidence(threshold, question)
+
+
+if TYPE_CHECKING:  # mypy checks the gate has the capabilities the engine uses
+    _FollowUpGate: type[FollowUpGate] = AskedConfidence
