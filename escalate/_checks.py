@@ -10,6 +10,7 @@ from escalate._self_escalation import SelfEscalation
 from escalate.events import Hook
 from escalate.exceptions import ConfigurationError
 from escalate.gates import Gate, gate_name
+from escalate.gates._protocol import ModelAwareGate
 
 __all__ = ["as_self_escalation", "as_trigger", "check_gates", "check_gates_fit", "check_hooks"]
 
@@ -36,9 +37,8 @@ def check_gates_fit(gates: Sequence[Any], answer_type: Any, tier: str) -> None:
             "overwrite each other on the receipt; give one of them name='...'"
         )
     for gate in gates:
-        check = getattr(gate, "check_response_model", None)
-        if check is not None:
-            check(answer_type)
+        if isinstance(gate, ModelAwareGate):
+            gate.check_response_model(answer_type)
 
 
 def check_hooks(hooks: object) -> tuple[Hook, ...]:

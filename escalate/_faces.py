@@ -18,6 +18,7 @@ from escalate._engine import walk
 from escalate._plan import CallInfo, Check, Messages, Plan, Sample, Sleep, Verdict
 from escalate._receipt import Receipt
 from escalate.gates import Rejected, gate_name
+from escalate.gates._protocol import finite_score
 
 __all__ = ["run_async", "run_sync"]
 
@@ -108,14 +109,8 @@ def _close(awaitable: object) -> None:
 
 
 def _keep(scores: dict[str, float], gate: Any, result: object) -> None:
-    if result is None:
-        return
-    if isinstance(result, bool) or not isinstance(result, (int, float)):
-        raise TypeError(
-            f"gate {gate_name(gate)} returned {result!r}: a gate passes by returning None or "
-            "a score (a number), and rejects by raising escalate.gates.Rejected(reason)"
-        )
-    scores[gate_name(gate)] = float(result)
+    if result is not None:
+        scores[gate_name(gate)] = finite_score(gate, result)
 
 
 def _rejected(scores: dict[str, float], gate: Any, rejection: Rejected) -> Verdict:

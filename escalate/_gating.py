@@ -17,6 +17,7 @@ from escalate._plan import Backend, Call, CallInfo, Check, Messages, Plan, Sampl
 from escalate._receipt import Purpose
 from escalate._self_escalation import SelfEscalated, choice_model
 from escalate.gates import GateContext
+from escalate.gates._protocol import FollowUpGate, SamplingGate
 
 __all__ = ["answer_on_tier", "with_failure"]
 
@@ -137,7 +138,7 @@ def _as_value(plan: Plan, result: TierCall, offer: bool, ledger: Ledger) -> Tier
 
 
 def _samples_wanted(gates: tuple[Any, ...]) -> int:
-    return max((int(getattr(gate, "samples", 1)) for gate in gates), default=1)
+    return max((gate.samples for gate in gates if isinstance(gate, SamplingGate)), default=1)
 
 
 def _sample(
@@ -173,7 +174,7 @@ def _follow_up(
     ledger: Ledger,
 ) -> Generator[Step, Any, Any]:
     """The tier's reply to the first gate's follow-up request (None if none or failed)."""
-    asker = next((gate for gate in gates if hasattr(gate, "follow_up")), None)
+    asker = next((gate for gate in gates if isinstance(gate, FollowUpGate)), None)
     if asker is None:
         return None
     follow_messages, model = asker.follow_up(answered.value, messages)
@@ -185,7 +186,7 @@ def _follow_up(
 
 def _majority(gates: tuple[Any, ...], samples: tuple[Any, ...], first: Answered) -> Answered:
     """The answer a gate with ``choose`` picks among the samples (the majority)."""
-    chooser = next((gate for gate in gates if hasattr(gate, "choose")), None)
+    chooser = next((gate for gate in gates if isinstance(gate, SamplingGate)), None)
     if chooser is None:
         return first
     return Answered(chooser.choose(samples), first.attempts, first.completion)
