@@ -18,8 +18,9 @@ from typing import Any
 from escalate._faces import run_async, run_sync
 from escalate._plan import CallInfo, Messages, Plan
 from escalate._receipt import Receipt
-from escalate._results import attach, remember
+from escalate._results import attach, receipt_of, remember
 from escalate._routing import resolve
+from escalate._sinks import deliver
 from escalate._switches import ALL_FUNCTIONS, tier_overrides
 from escalate.events import Hook, listener
 from escalate.exceptions import EscalationFailed
@@ -73,7 +74,13 @@ class CallPath:
     ) -> tuple[Any, Receipt]:
         """Run the sync function's call: the value as the engine returned it, and the receipt."""
         plan, messages, call = self._begin((via or self.prompt)(*args, **kwargs), args, kwargs)
-        return run_sync(plan, messages, call)
+        try:
+            value, receipt = run_sync(plan, messages, call)
+        except BaseException as error:
+            _deliver_failed(error)
+            raise
+        deliver(receipt)
+        return value, receipt
 
     async def walk_async(
         self, args: Sequence[Any], kwargs: Mapping[str, Any], via: Callable[..., Any] | None = None
@@ -116,6 +123,16 @@ class CallPath:
         except EscalationFailed as failure:
             return Settled(None, failure.receipt, answered=False)
         return Settled(_finish(value, receipt), receipt, answered=True)
+
+
+def _deliver_failed(error: BaseException) -> None:
+    # The engine puts the receipt on whatever it raises; a prompt function's own error
+    # (before any request) has none, and there is nothing to deliver.
+    try:
+        receipt = receipt_of(error)
+    except LookupError:
+        return
+    deliver(receipt)
 
 
 def _finish(value: Any, receipt: Receipt) -> Any:
