@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from escalate import events
 from escalate._self_escalation import SelfEscalation
 from escalate.events import Hook
 from escalate.exceptions import ConfigurationError
@@ -42,11 +43,10 @@ def check_gates_fit(gates: Sequence[Any], answer_type: Any, tier: str) -> None:
 
 
 def check_hooks(hooks: object) -> tuple[Hook, ...]:
-    if not isinstance(hooks, Sequence) or not all(callable(h) for h in hooks):
-        raise ConfigurationError(
-            f"hooks must be a list of callables taking an event, got {hooks!r}"
-        )
-    return tuple(hooks)
+    try:
+        return events.check_hooks(hooks)
+    except TypeError as error:
+        raise ConfigurationError(str(error)) from None
 
 
 def as_self_escalation(choice: object) -> SelfEscalation | None:

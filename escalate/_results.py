@@ -58,25 +58,47 @@ def mark_error(error: BaseException, receipt: Receipt) -> None:
 
 def receipt_of(obj: object) -> Receipt:
     """The receipt of a result returned by an escalating function (or a copy of one), or
-    of the error a call raised.
+    of the error a call raised (also when another error was raised from it, as
+    ``asyncio.wait_for`` raises ``TimeoutError`` from the call's cancellation).
 
     Raises ``LookupError`` when ``obj`` carries no receipt, saying what does.
     """
-    receipt = getattr(obj, "receipt", None) if isinstance(obj, BaseException) else None
-    if isinstance(receipt, Receipt):
-        return receipt
-    try:
-        receipt = object.__getattribute__(obj, _ATTRIBUTE)
-    except AttributeError:
-        receipt = None
-    if isinstance(receipt, Receipt):
-        return receipt
+    if isinstance(obj, BaseException):
+        found = _error_receipt(obj)
+        if found is not None:
+            return found
+    else:
+        found = _carried(obj)
+        if found is not None:
+            return found
     raise LookupError(
         f"no receipt on this {type(obj).__name__}: receipt_of() takes a pydantic model or "
         "str returned by an @escalating function (or a copy of one), or the error a call "
         "raised; for int, bool, None, list and other values use "
         "escalate.with_receipt(fn, ...) / awith_receipt(fn, ...)"
     )
+
+
+def _carried(obj: object) -> Receipt | None:
+    try:
+        receipt = object.__getattribute__(obj, _ATTRIBUTE)
+    except AttributeError:
+        return None
+    return receipt if isinstance(receipt, Receipt) else None
+
+
+def _error_receipt(error: BaseException) -> Receipt | None:
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        receipt = getattr(current, "receipt", None)
+        if isinstance(receipt, Receipt):
+            return receipt
+        if (carried := _carried(current)) is not None:
+            return carried
+        current = current.__cause__ or current.__context__
+    return None
 
 
 _captured: contextvars.ContextVar[list[Receipt] | None] = contextvars.ContextVar(

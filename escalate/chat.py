@@ -8,6 +8,7 @@ drives it through its input and output.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from decimal import Decimal
@@ -37,14 +38,20 @@ def tiers_for(
     base_url: str | None = None,
     cheap: str | None = None,
     strong: str | None = None,
+    api_key: str | None = None,
 ) -> list[Tier]:
-    """The two tiers of a chat: a provider's pair, or two models of a compatible server."""
+    """The two tiers of a chat: a provider's pair, or two models of a compatible server.
+
+    The key is ``api_key``, else the provider's environment variable; a server at
+    ``base_url`` may need none (local servers take any). With neither, a ValueError says
+    which variable to set, before any request is made."""
+    api_key = api_key or _key_for(provider, base_url)
     if base_url is not None and provider not in PAIRS:
         if not (cheap and strong):
             raise ValueError("with --base-url, name both models: --cheap MODEL --strong MODEL")
         return [
-            Tier(f"compatible/{cheap}", base_url=base_url, name="cheap"),
-            Tier(f"compatible/{strong}", base_url=base_url, name="strong"),
+            Tier(f"compatible/{cheap}", base_url=base_url, api_key=api_key, name="cheap"),
+            Tier(f"compatible/{strong}", base_url=base_url, api_key=api_key, name="strong"),
         ]
     if provider not in PAIRS:
         raise ValueError(f"unknown provider {provider!r}: choose from {', '.join(PAIRS)}")
@@ -54,9 +61,25 @@ def tiers_for(
         f"{provider}/{strong}" if strong else pair[1],
     )
     return [
-        Tier(model, base_url=base_url, name=name)
+        Tier(model, base_url=base_url, api_key=api_key, name=name)
         for model, name in zip(models, ("cheap", "strong"), strict=True)
     ]
+
+
+_KEY_VARIABLES = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
+
+
+def _key_for(provider: str, base_url: str | None) -> str:
+    variable = _KEY_VARIABLES.get(provider)
+    key = os.environ.get(variable) if variable else None
+    if key:
+        return key
+    if base_url is not None:
+        return "unused"  # a local or self-hosted server: it takes any key
+    raise ValueError(
+        f"no API key for {provider}: set {variable or 'the key'}, pass --api-key, "
+        "or try it with --offline (no keys, a local server plays both models)"
+    )
 
 
 def run_chat(

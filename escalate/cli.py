@@ -161,6 +161,7 @@ def _add_chat(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     chat.add_argument("--base-url", help="an OpenAI-compatible server (with --cheap/--strong)")
     chat.add_argument("--cheap", help="the cheap model's name")
     chat.add_argument("--strong", help="the strong model's name")
+    chat.add_argument("--api-key", help="the key (default: the provider's environment variable)")
     chat.add_argument(
         "--offline", action="store_true", help="play both models on a local server: no keys"
     )
@@ -175,7 +176,11 @@ def _chat(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         else:
             server = None
             tiers = tiers_for(
-                args.provider, base_url=args.base_url, cheap=args.cheap, strong=args.strong
+                args.provider,
+                base_url=args.base_url,
+                cheap=args.cheap,
+                strong=args.strong,
+                api_key=args.api_key,
             )
     except ValueError as error:
         parser.error(str(error))

@@ -24,6 +24,7 @@ Two ways to receive them:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import inspect
 import logging
@@ -125,10 +126,30 @@ _global_hooks: tuple[Hook, ...] = ()
 def set_hooks(hooks: Sequence[Hook]) -> None:
     """Hooks called with every event of every escalating call (replacing earlier ones)."""
     global _global_hooks
+    _global_hooks = check_hooks(hooks)
+
+
+def check_hooks(hooks: object) -> tuple[Hook, ...]:
+    """Hooks as a tuple, or a TypeError naming the one that cannot be a hook: hooks are
+    called synchronously, so an async one would never be awaited."""
+    if isinstance(hooks, (str, bytes)) or not isinstance(hooks, Sequence):
+        raise TypeError(f"hooks must be a list of callables taking an event, got {hooks!r}")
     for hook in hooks:
         if not callable(hook):
             raise TypeError(f"a hook is a callable taking an event, got {hook!r}")
-    _global_hooks = tuple(hooks)
+        if _is_async_callable(hook):
+            raise TypeError(
+                f"hook {hook!r} is async, and hooks are called synchronously (it would never "
+                "be awaited): make it a plain function, and hand slow work to a queue or "
+                "loop.call_soon_threadsafe"
+            )
+    return tuple(hooks)
+
+
+def _is_async_callable(hook: object) -> bool:
+    # An object whose __call__ is async counts too (inspect sees only functions).
+    call = type(hook).__dict__.get("__call__")
+    return inspect.iscoroutinefunction(hook) or inspect.iscoroutinefunction(call)
 
 
 def get_hooks() -> tuple[Hook, ...]:
@@ -212,6 +233,14 @@ async def astream(function: Callable[..., Any], *args: Any, **kwargs: Any) -> As
             loop.call_soon_threadsafe(events.put_nowait, _DONE)
 
     task = asyncio.create_task(run())
-    while (event := await events.get()) is not _DONE:
-        yield event
+    try:
+        while (event := await events.get()) is not _DONE:
+            yield event
+    finally:
+        if not task.done():
+            # The consumer stopped listening (broke out, or the generator was closed):
+            # stop the call too, rather than let it go on paying for requests nobody reads.
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
     await task  # re-raises the call's error, after its events
