@@ -83,7 +83,8 @@ def _resolve_choice(
     else:
         if choice.tool_name is not None:
             tool_name = choice.tool_name
-        elif body.get("tools"):
+        elif body.get("tools") and (choice.refusal is None or choice.data is not None):
+            # (A bare refusal is no tool call, as with the real APIs.)
             tool_name = _forced_tool_name(body)
         if tool_name is not None:
             arguments = {} if choice.data is None else choice.data

@@ -139,8 +139,9 @@ class Reply:
       recomputed from the result unless set here.
     - `finish_reason`: "length" is OpenAI `finish_reason="length"`, Anthropic
       `stop_reason="max_tokens"`.
-    - `refusal`: OpenAI `message.refusal`, with `content` null unless `text` or `data` is set
-      (instructor rejects it). Anthropic: a text block with this text and `stop_reason="refusal"`.
+    - `refusal`: OpenAI `message.refusal`, with `content` null and no tool call unless `text`
+      or `data` is set (instructor rejects it). Anthropic: a text block with this text and
+      `stop_reason="refusal"`.
     - `logprobs`: served only when the OpenAI request asks `logprobs: true`, over the tokens of
       the emitted content: a float for every token, or a sequence in order (its last value
       repeats if it is shorter). None means 0.0 for each token. Tool-call replies carry
