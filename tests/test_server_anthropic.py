@@ -214,7 +214,7 @@ def test_prompt_cache_in_streams_and_scripted_cache_wins(
             model=CLAUDE, max_tokens=100, system=_system(True), messages=USER
         ) as stream:
             finals.append(stream.get_final_message().usage)
-    assert finals[0].cache_creation_input_tokens > 0
+    assert (finals[0].cache_creation_input_tokens or 0) > 0
     assert finals[1].cache_read_input_tokens == finals[0].cache_creation_input_tokens
     scripted = claude.messages.create(
         model=CLAUDE, max_tokens=10, system=_system(True), messages=USER

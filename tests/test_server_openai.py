@@ -234,7 +234,7 @@ def test_n_through_instructor_parses_the_first_choice(
     )
     assert (person.name, person.age) == ("Ada", 36)
     assert server.requests[0].body["n"] == 2
-    names = [json.loads(c.message.tool_calls[0].function.arguments)["name"] for c in raw.choices]  # type: ignore[index,union-attr]
+    names = [json.loads(c.message.tool_calls[0].function.arguments)["name"] for c in raw.choices]
     assert names == ["Ada", "Grace"]
 
 
