@@ -3,10 +3,12 @@ routes, API keys, lifecycle and concurrency, through the real SDKs."""
 
 from __future__ import annotations
 
+import email.utils
 import json
 import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 import anthropic
@@ -15,6 +17,7 @@ import openai
 import pytest
 from instructor.core import InstructorRetryException
 
+from escalate import Retry, escalating, receipt_of
 from escalate.testing._server import Drop, Fault, Malformed, ProviderServer, Reply
 from tests.server_support import ADA, CLAUDE, GPT, USER, Person
 
@@ -232,3 +235,113 @@ def test_non_ascii_streams_reassemble(
         assert "".join(c.choices[0].delta.content or "" for c in chunks) == text
     with claude.messages.stream(model=CLAUDE, max_tokens=10, messages=USER) as stream:
         assert stream.get_final_text() == text
+
+
+# --------------------------------------------------------------------------------------------
+# Proxy pages, Retry-After dates, request counters
+# --------------------------------------------------------------------------------------------
+
+PAGE = "<html><body><h1>502 Bad Gateway</h1></body></html>"
+
+
+def test_a_proxy_html_page_with_status_200(
+    server: ProviderServer, oai: openai.OpenAI, claude: anthropic.Anthropic
+) -> None:
+    # Malformed() sends `application/json`: the SDKs raise JSONDecodeError (see above). A proxy's
+    # page comes as text/html, and then both SDKs hand back the page as a str instead.
+    page = Malformed(PAGE, content_type="text/html; charset=utf-8")
+    server.script(GPT, page, page)
+    server.script(CLAUDE, page, page)
+    raw = oai.chat.completions.with_raw_response.create(model=GPT, messages=USER)
+    assert (raw.status_code, raw.headers["content-type"], raw.text) == (
+        200,
+        "text/html; charset=utf-8",
+        PAGE,
+    )
+    assert claude.messages.create(model=CLAUDE, max_tokens=10, messages=USER) == PAGE  # type: ignore[comparison-overlap]
+    with pytest.raises(InstructorRetryException) as oerr:
+        instructor.from_openai(oai).chat.completions.create(
+            model=GPT, response_model=Person, messages=USER, max_retries=0
+        )
+    assert "No choices in OpenAI response" in str(oerr.value)
+    with pytest.raises(InstructorRetryException):
+        instructor.from_anthropic(claude).messages.create(
+            model=CLAUDE, max_tokens=10, response_model=Person, messages=USER, max_retries=0
+        )
+
+
+def test_a_proxy_html_page_with_an_error_status(
+    server: ProviderServer, oai: openai.OpenAI, claude: anthropic.Anthropic
+) -> None:
+    server.script(GPT, Malformed(PAGE, content_type="text/html", status=502))
+    server.script(CLAUDE, Malformed(PAGE, content_type="text/html", status=502))
+    with pytest.raises(openai.InternalServerError) as oerr:
+        oai.chat.completions.create(model=GPT, messages=USER)
+    assert (oerr.value.status_code, oerr.value.response.text) == (502, PAGE)
+    with pytest.raises(anthropic.InternalServerError) as aerr:
+        claude.messages.create(model=CLAUDE, max_tokens=10, messages=USER)
+    assert aerr.value.status_code == 502
+
+
+def test_retry_after_as_an_http_date(
+    server: ProviderServer, oai: openai.OpenAI, claude: anthropic.Anthropic
+) -> None:
+    server.script(GPT, Fault(429, retry_after=30, retry_after_format="date"))
+    server.script(CLAUDE, Fault(529, retry_after=0, retry_after_format="date"))
+    with pytest.raises(openai.RateLimitError) as oerr:
+        oai.chat.completions.create(model=GPT, messages=USER)
+    headers = oerr.value.response.headers
+    assert "retry-after-ms" not in headers
+    when = email.utils.parsedate_to_datetime(headers["retry-after"])
+    assert headers["retry-after"].endswith(" GMT")
+    assert 28 <= (when - datetime.now(UTC)).total_seconds() <= 30
+    with pytest.raises(anthropic.OverloadedError) as aerr:
+        claude.messages.create(model=CLAUDE, max_tokens=10, messages=USER)
+    when = email.utils.parsedate_to_datetime(aerr.value.response.headers["retry-after"])
+    assert (when - datetime.now(UTC)).total_seconds() <= 0
+    with pytest.raises(ValueError):
+        Fault(429, retry_after=1, retry_after_format="http")  # type: ignore[arg-type]
+
+
+def test_escalate_reads_a_retry_after_date(server: ProviderServer, openai_tier: Any) -> None:
+    # A date two minutes away is beyond max_retry_after: the tier is left at once.
+    server.script(GPT, Fault(429, retry_after=120, retry_after_format="date"))
+    server.script("gpt-4o", Reply(data=ADA))
+    extract = escalating(
+        tiers=[openai_tier(GPT), openai_tier("gpt-4o")],
+        response_model=Person,
+        retry=Retry(attempts=3, initial=0.001, max=0.01, jitter=0, max_retry_after=30),
+    )(lambda text: f"Who is in: {text}")
+    receipt = receipt_of(extract("a note"))
+    assert [a.status_code for a in receipt.attempts] == [429, None]
+    assert receipt.escalated
+    assert server.request_counts == {"/v1/chat/completions": len(receipt.attempts)}
+
+
+def test_request_counters(
+    server: ProviderServer, oai: openai.OpenAI, claude: anthropic.Anthropic
+) -> None:
+    assert (server.request_count, server.request_counts) == (0, {})
+    server.script(GPT, Reply(text="a"), Drop(), Fault(500))
+    server.script(CLAUDE, Reply(text="b"))
+    oai.chat.completions.create(model=GPT, messages=USER)
+    for error in (openai.APIConnectionError, openai.InternalServerError):
+        with pytest.raises(error):
+            oai.chat.completions.create(model=GPT, messages=USER)
+    claude.messages.create(model=CLAUDE, max_tokens=10, messages=USER)
+    with pytest.raises(openai.BadRequestError):  # nothing scripted: still received
+        oai.chat.completions.create(model="unscripted", messages=USER)
+    with pytest.raises(openai.NotFoundError):
+        oai.embeddings.create(model="text-embedding-3-small", input="x")
+    assert server.request_counts == {
+        "/v1/chat/completions": 4,
+        "/v1/messages": 1,
+        "/v1/embeddings": 1,
+    }
+    assert server.request_count == 6
+    assert len(server.requests) == 5  # 404s are counted, not recorded
+    counts = server.request_counts
+    counts.clear()  # a copy
+    assert server.request_count == 6
+    server.reset()
+    assert (server.request_count, server.request_counts) == (0, {})
