@@ -244,3 +244,16 @@ def test_scripted_usage_with_null_input_tokens(
     )
     assert person.name == "Ada"
     assert raw.usage.input_tokens == 0
+
+
+def test_prompt_cache_on_tools(server: ProviderServer, claude: anthropic.Anthropic) -> None:
+    server.respond(CLAUDE, lambda req: Reply(text="ok"))
+    schema = {"type": "object", "properties": {"total": {"type": "number"}}}
+    tools: Any = [{"name": "invoice", "input_schema": schema, "cache_control": EPHEMERAL}]
+    first, second = (
+        claude.messages.create(model=CLAUDE, max_tokens=10, tools=tools, messages=USER).usage
+        for _ in range(2)
+    )
+    assert (first.cache_creation_input_tokens or 0) > 0 and first.cache_read_input_tokens == 0
+    assert second.cache_read_input_tokens == first.cache_creation_input_tokens
+    assert second.input_tokens == first.input_tokens > 0
