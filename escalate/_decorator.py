@@ -108,8 +108,8 @@ def escalating(
     _bare: object = None,
     /,
     *,
-    tiers: Sequence[str | Tier | Backend],
-    response_model: Any,
+    tiers: Sequence[str | Tier | Backend] | None = None,
+    response_model: Any = None,
     on: OnSpec = ValidationError,
     retry: Retry | None = None,
     on_provider_exhausted: Literal["escalate", "raise"] = "escalate",
@@ -164,6 +164,11 @@ def escalating(
             "@escalating takes keyword arguments: write "
             "@escalating(tiers=[...], response_model=...) above the function"
         )
+    if tiers is None or response_model is None:
+        missing = [
+            n for n, v in (("tiers", tiers), ("response_model", response_model)) if v is None
+        ]
+        raise ConfigurationError(f"@escalating needs {' and '.join(missing)}=...")
     plan = _plan(locals())
     hook_list = check_hooks(hooks)
 

@@ -45,6 +45,8 @@ def tiers_for(
     The key is ``api_key``, else the provider's environment variable; a server at
     ``base_url`` may need none (local servers take any). With neither, a ValueError says
     which variable to set, before any request is made."""
+    if provider not in PAIRS and base_url is None:
+        raise ValueError(f"unknown provider {provider!r}: choose from {', '.join(PAIRS)}")
     api_key = api_key or _key_for(provider, base_url)
     if base_url is not None and provider not in PAIRS:
         if not (cheap and strong):

@@ -37,8 +37,15 @@ def test_a_chat_shows_who_talks_and_why_it_switched(provider: str) -> None:
     assert any("hello there" in str(m) for m in second)
 
 
-def test_tiers_for_names_the_mistakes() -> None:
+def test_tiers_for_names_the_mistakes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(ValueError, match="set OPENAI_API_KEY, pass --api-key, or try it with"):
+        tiers_for("openai")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
     assert [t.model for t in tiers_for("openai")] == ["openai/gpt-4o-mini", "openai/gpt-4o"]
+    assert {t.api_key for t in tiers_for("openai", api_key="sk-given")} == {"sk-given"}
+    local = tiers_for("openai", base_url="http://127.0.0.1:8000/v1")
+    assert {t.api_key for t in local} == {"sk-from-env"}
     compatible = tiers_for("vllm", base_url="http://127.0.0.1:8000/v1", cheap="a", strong="b")
     assert [t.model for t in compatible] == ["compatible/a", "compatible/b"]
     with pytest.raises(ValueError, match="--cheap MODEL --strong MODEL"):
@@ -61,3 +68,21 @@ def test_the_chat_command_runs_offline() -> None:
     )
     assert "cheap> (offline gpt-4o-mini) You said: hi" in done.stdout
     assert "[cheap -> strong]" in done.stdout and "strong> (offline gpt-4o)" in done.stdout
+
+
+def test_the_chat_command_without_a_key_says_what_to_do() -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")}
+    done = subprocess.run(
+        [sys.executable, "-m", "escalate", "chat", "--provider", "anthropic"],
+        input="hi\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "set ANTHROPIC_API_KEY, pass --api-key" in done.stderr
