@@ -6,6 +6,7 @@ escalate only when it fails, and keep a receipt of what it cost and why.
 
 import importlib.metadata as _metadata
 
+from escalate._config import Tier
 from escalate._decorator import escalating
 from escalate._pricing import Price
 from escalate._receipt import SCHEMA_VERSION, Attempt, Move, Receipt, Route
@@ -13,7 +14,6 @@ from escalate._results import Text, awith_receipt, receipt_of, with_receipt
 from escalate._retry import Retry
 from escalate._routing import options
 from escalate._self_escalation import SelfEscalation, SelfEscalationRequest
-from escalate._tiers import Tier
 from escalate.exceptions import (
     AllTiersFailed,
     BudgetExceeded,

@@ -24,11 +24,11 @@ from escalate._checks import (
     check_gates_fit,
     check_hooks,
 )
-from escalate._plan import Plan
+from escalate._config import Tier, build_tiers
+from escalate._plan import Backend, Plan
 from escalate._retry import Retry
 from escalate._routing import as_budget, check_tags
 from escalate._self_escalation import SelfEscalation
-from escalate._tiers import Backend, Tier, build_tiers
 from escalate.events import Hook
 from escalate.exceptions import ConfigurationError
 from escalate.gates import Gate, gate_name, is_async_gate

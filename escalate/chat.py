@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, TextIO
 
+from escalate._config import Tier
 from escalate._decorator import escalating
 from escalate._results import receipt_of
-from escalate._tiers import Tier
 from escalate.events import Escalated, Event, MovedSideways, TierStarted
 from escalate.exceptions import EscalationFailed
 from escalate.testing._server import ProviderServer, Reply, Request

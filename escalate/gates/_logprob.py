@@ -16,7 +16,7 @@ from escalate.exceptions import ConfigurationError
 from escalate.gates._protocol import GateContext, Rejected, RequestingGate, TierAwareGate
 
 if TYPE_CHECKING:
-    from escalate._tiers import Tier
+    from escalate._config import Tier
 
 __all__ = ["LogprobConfidence", "Statistic", "logprob_confidence", "logprob_refusal"]
 
@@ -61,7 +61,7 @@ def _token_logprobs(completion: Any) -> list[float] | None:
 
 def _deployments_of(tier: Tier) -> list[Tier]:
     """The tier and its fallbacks, each a Tier."""
-    from escalate._tiers import Tier
+    from escalate._config import Tier
 
     if not isinstance(tier, Tier):
         return []

@@ -29,7 +29,7 @@ from pydantic import BaseModel
 from escalate._receipt import Attempt
 
 if TYPE_CHECKING:
-    from escalate._tiers import Tier
+    from escalate._config import Tier
 
 __all__ = [
     "FollowUpGate",

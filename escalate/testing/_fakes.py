@@ -44,10 +44,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ValidationError
 
 from escalate._answers import Wrapped
+from escalate._failures import TRANSIENT_STATUS, unanswered_cost, validation_reason
 from escalate._outcomes import Answered, Failed, FailureKind, TierCall
 from escalate._pricing import Price, price_usage
 from escalate._receipt import Attempt, AttemptOutcome, Trigger
-from escalate._tiers import _TRANSIENT_STATUS, _unanswered_cost, _validation_reason
 from escalate.exceptions import ConfigurationError
 from escalate.testing._server import Drop, Fault, Malformed, Reply
 
@@ -329,7 +329,7 @@ class _FakeTier:
             return _Played(
                 "rejected",
                 "validation",
-                _validation_reason(error),
+                validation_reason(error),
                 failure="quality",
                 error=error,
                 raw_output=raw,
@@ -362,7 +362,7 @@ class _FakeTier:
                     "genai-prices knows"
                 )
         else:
-            cost, cost_source, note = _unanswered_cost(played.trigger)
+            cost, cost_source, note = unanswered_cost(played.trigger)
         return Attempt(
             tier=self._name,
             deployment=self._name,
@@ -494,8 +494,8 @@ def _fault(fault: Fault) -> _Played:
     status = fault.status
     reason = f"HTTP {status}: {fault.message}"
     error = ScriptedFault(reason, status=status, retry_after=fault.retry_after)
-    if status in _TRANSIENT_STATUS or status >= 500:
-        trigger: Trigger = _TRANSIENT_STATUS.get(status, "server_error")  # type: ignore[assignment]
+    if status in TRANSIENT_STATUS or status >= 500:
+        trigger: Trigger = TRANSIENT_STATUS.get(status, "server_error")
         return replace(
             _provider_failure(trigger, reason, status), error=error, retry_after=fault.retry_after
         )

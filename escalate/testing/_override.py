@@ -16,8 +16,9 @@ from types import MappingProxyType
 from typing import Any
 
 from escalate._call import path_of
+from escalate._config import BuiltTier, Tier, build_tiers
+from escalate._plan import Backend
 from escalate._switches import ALL_FUNCTIONS, blocked_providers, tier_overrides
-from escalate._tiers import Backend, BuiltTier, Tier, build_tiers
 from escalate.exceptions import ConfigurationError
 from escalate.gates import gate_name, is_async_gate
 

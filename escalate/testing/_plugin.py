@@ -42,6 +42,7 @@ from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
 
 import pytest
 
+from escalate._failures import cassette_miss
 from escalate.testing._override import block_providers
 
 __all__ = [
@@ -358,26 +359,6 @@ def configure_vcr(vcr: Any) -> Any:
 # --- cassette misses -----------------------------------------------------------------------
 
 
-def _cassette_miss(error: BaseException) -> BaseException | None:
-    """vcrpy's CannotOverwriteExistingCassetteException, if ``error`` is or hides one."""
-    seen: set[int] = set()
-    pending: list[BaseException] = [error]
-    while pending:
-        current = pending.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        if any(
-            cls.__name__ == "CannotOverwriteExistingCassetteException"
-            for cls in type(current).__mro__
-        ):
-            return current
-        if isinstance(current, BaseExceptionGroup):
-            pending.extend(current.exceptions)
-        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
-    return None
-
-
 def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
@@ -432,7 +413,7 @@ def _reraise_misses(config: pytest.Config) -> Generator[None, object, object]:
     try:
         return (yield)
     except Exception as error:
-        miss = _cassette_miss(error)
+        miss = cassette_miss(error)
         if miss is None:
             raise
         raise pytest.fail.Exception(_miss_message(miss, config), pytrace=False) from None
