@@ -4,6 +4,7 @@ the decorated function keeps its name, docstring, signature and async-ness."""
 from __future__ import annotations
 
 import inspect
+import re
 import types
 from typing import Any
 
@@ -131,3 +132,58 @@ def test_the_public_surface_is_what_the_package_exports() -> None:
     assert public | {"__version__"} == set(escalate.__all__)
     for name in escalate.__all__:
         assert getattr(escalate, name).__doc__, f"{name} has no docstring"
+
+
+@pytest.mark.parametrize(
+    ("create_kwargs", "named", "instead"),
+    [
+        ({"max_retries": 3}, "'max_retries'", r"max_retries -> Tier\(max_reasks=\.\.\.\)"),
+        ({"stream": True}, "'stream'", r"stream -> Tier\(stream=True\)"),
+        ({"model": "gpt-4o"}, "'model'", r"model -> Tier\('provider/model'\)"),
+        ({"response_model": Answer}, "'response_model'", r"@escalating\(response_model"),
+        ({"messages": []}, "'messages'", "what the prompt function returns"),
+        ({"hooks": object()}, "'hooks'", r"@escalating\(hooks="),
+    ],
+)
+def test_create_kwargs_escalate_owns_are_refused_naming_the_replacement(
+    create_kwargs: dict[str, Any], named: str, instead: str
+) -> None:
+    tier = Tier("openai/gpt-4o-mini", create_kwargs={"temperature": 0, **create_kwargs})
+    with pytest.raises(ConfigurationError) as caught:
+        escalating(tiers=[tier], response_model=Answer)
+    message = str(caught.value)
+    assert message.startswith("tiers[0]: tier 'openai/gpt-4o-mini' create_kwargs may not set")
+    assert named in message
+    assert re.search(instead, message)
+    assert "temperature" not in message
+
+
+def test_every_owned_create_kwarg_is_named_at_once_and_fallbacks_are_checked() -> None:
+    fallback = Tier("openai/gpt-4o-mini-eu", create_kwargs={"stream": True, "max_retries": 1})
+    tier = Tier("openai/gpt-4o-mini", fallbacks=[fallback])
+    with pytest.raises(ConfigurationError) as caught:
+        escalating(tiers=[tier], response_model=Answer)
+    message = str(caught.value)
+    assert message.startswith("tiers[0].fallbacks[0]: ")
+    assert "'stream', 'max_retries'" in message
+    assert "stream -> Tier(stream=True); max_retries -> Tier(max_reasks=...)" in message
+
+
+def test_create_kwargs_escalate_does_not_own_still_reach_the_request(
+    server: ProviderServer,
+) -> None:
+    tier = Tier(
+        "openai/gpt-4o-mini",
+        base_url=server.openai_base_url,
+        api_key="sk-test",
+        create_kwargs={"temperature": 0.25, "max_tokens": 64},
+    )
+    server.script("gpt-4o-mini", Reply(data={"text": "hi"}))
+
+    @escalating(tiers=[tier], response_model=Answer)
+    def ask(question: str) -> str:
+        return question
+
+    assert ask("hello").text == "hi"
+    body = server.requests_for("gpt-4o-mini")[0].body
+    assert (body["temperature"], body["max_tokens"]) == (0.25, 64)
