@@ -188,6 +188,9 @@ def measure(base_url: str, calls: int, concurrency: int) -> dict[str, Any]:
             done = subprocess.run(argv, capture_output=True, text=True, check=True)
             row[side] = json.loads(done.stdout.strip().splitlines()[-1])
         row["ratio"] = row["escalate"]["calls_per_s"] / row["bare instructor"]["calls_per_s"]
+        row["peak_rss_difference_mib"] = (
+            row["escalate"]["peak_rss_mib"] - row["bare instructor"]["peak_rss_mib"]
+        )
         out["runs"][label] = row
     return out
 
@@ -209,6 +212,11 @@ def report(result: dict[str, Any]) -> str:
                 f"{side['peak_rss_mib']:>10.1f}{side['rss_growth_mib']:>8.1f}{escalated:>11}"
             )
         lines.append(f"{'':<18}{'escalate / bare':<18}{row['ratio']:>9.2f}")
+        lines.append(
+            f"{'':<18}peak RSS: bare instructor {row['bare instructor']['peak_rss_mib']:.1f} MiB, "
+            f"escalate {row['escalate']['peak_rss_mib']:.1f} MiB, "
+            f"difference {row['peak_rss_difference_mib']:+.1f} MiB"
+        )
     lines.append(
         "peak RSS: the side's process at its peak (MiB; the same libraries are loaded on both "
         "sides); growth: the peak over the resident size just before the timed calls"
