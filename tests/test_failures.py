@@ -151,7 +151,7 @@ def test_sdk_errors_are_read_without_importing_an_sdk_nobody_loaded() -> None:
         """
         import sys
         from escalate._failures import classify
-        assert classify(ValueError("boom")).kind == "other"
+        assert classify(ValueError("boom")).kind == "error"
         assert not {"openai", "anthropic", "instructor"} & set(sys.modules), sys.modules.keys()
 
         import httpx2, openai

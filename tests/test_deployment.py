@@ -1,6 +1,6 @@
-"""The Backend seam (escalate._backend): the real deployment and the testing kit's fake tiers
-both satisfy all of it, at runtime and under mypy --strict, so the engine can rely on it
-without probing; and the seam itself imports no SDK."""
+"""Deployments (escalate._deployment) and the testing kit's fake tiers both satisfy the
+engine's Backend protocol (escalate._plan), at runtime and under mypy --strict, so the engine
+can rely on it without probing; the seam itself imports no SDK."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 from mypy import api
 
 from escalate import Tier
-from escalate._backend import Backend
-from escalate._config import build_tiers
+from escalate._config import GatedBackend, build_tiers
+from escalate._plan import Backend
 from escalate.testing import FunctionTier, ScriptedTier
 
 
@@ -23,7 +23,10 @@ def test_deployments_and_fake_tiers_are_backends_at_runtime() -> None:
     for backend in backends:
         assert isinstance(backend, Backend), backend
         assert backend.streams is False
-        assert tuple(backend.gates) == ()
+    assert not isinstance(built.deployments[0], GatedBackend)
+    assert isinstance(ScriptedTier("s", gates=[print]), GatedBackend)
+    (fake,) = build_tiers([ScriptedTier("s", gates=[print])])
+    assert fake.gates == (print,)
     streaming = build_tiers([Tier("openai/gpt-4o-mini", stream=True)])[0].deployments[0]
     assert streaming.streams is True
 
@@ -34,7 +37,7 @@ def test_deployments_and_fake_tiers_are_backends_under_mypy(tmp_path: Path) -> N
         textwrap.dedent(
             """
             from escalate import Tier
-            from escalate._backend import Backend
+            from escalate._plan import Backend
             from escalate._deployment import Deployment
             from escalate.testing import FunctionTier, ScriptedTier
 
@@ -53,7 +56,7 @@ def test_deployments_and_fake_tiers_are_backends_under_mypy(tmp_path: Path) -> N
 
 def test_the_seam_imports_no_sdk_and_no_instructor() -> None:
     code = (
-        "import sys, escalate._backend; "
+        "import sys, escalate._plan; "
         "assert not {'openai', 'anthropic', 'instructor'} & set(sys.modules), sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
