@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from escalate import _instructor_logs  # noqa: F401  (installs the log filter)
+import escalate._instructor_logs  # noqa: F401  (installs the log filter)
 from escalate._failures import classify, unanswered_cost, validation_reason
 from escalate._outcomes import Answered, Failed, TierCall
 from escalate._plan import Messages
