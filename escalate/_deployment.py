@@ -9,22 +9,25 @@ requests, and turns everything a request can come to into an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import threading
 import time
-from collections.abc import Callable, Mapping
+import weakref
+from collections.abc import AsyncIterator, Callable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import escalate._instructor_logs  # noqa: F401  (installs the log filter)
-from escalate._failures import classify, unanswered_cost, validation_reason
+from escalate._failures import Classified, classify, short, unanswered_cost, validation_reason
 from escalate._outcomes import Answered, Failed, TierCall
 from escalate._plan import Messages
 from escalate._pricing import Priced, price_usage
 from escalate._providers import PROVIDERS, client_flavour
 from escalate._receipt import Attempt, Trigger
 from escalate._recorder import Recorder, recording, shared_hooks
+from escalate._secrets import remember_secrets, scrub, scrub_error, secrets_of
 from escalate._switches import blocked_providers
 from escalate.exceptions import ConfigurationError, ProviderCallBlocked
 
@@ -61,9 +64,45 @@ def _prepared(response_model: Any) -> Any:
     return prepare_response_model(response_model) or response_model
 
 
-def _client_key(client: Any) -> str | None:
-    key = getattr(client, "api_key", None)
-    return key if isinstance(key, str) else None
+async def _close_with_the_loop(client: Any) -> AsyncIterator[None]:
+    """Suspended once started: asyncio.run closes every open async generator of its loop
+    before the loop ends (``shutdown_asyncgens``), which runs this ``finally``."""
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            await client.close()
+
+
+def _from_response(recorder: Recorder) -> Classified | None:
+    """What the last response itself says, where instructor's error would mislead: a body
+    that is not JSON at all (a proxy's HTML page, which the SDKs hand over as text) is the
+    provider's failure, not a bad answer; a refusal is the model's own quality failure."""
+    response = recorder.pending[-1].get("response") if recorder.pending else None
+    if isinstance(response, (str, bytes)):
+        reason = f"the provider sent a body that is not JSON: {short(str(response), 200)!r}"
+        return Classified("provider", "provider_error", "bad_response", reason, _NotJson(reason))
+    refusal = _refusal(response)
+    if refusal is not None:
+        reason = f"the model refused: {short(refusal, 300)}"
+        return Classified("quality", "rejected", "refusal", reason, _Refused(reason))
+    return None
+
+
+def _refusal(response: Any) -> str | None:
+    choices = getattr(response, "choices", None)
+    if not choices:
+        return None
+    refusal = getattr(getattr(choices[0], "message", None), "refusal", None)
+    return refusal if isinstance(refusal, str) and refusal else None
+
+
+class _NotJson(Exception):
+    """The ``__cause__`` recorded for a response body that is not JSON."""
+
+
+class _Refused(Exception):
+    """The ``__cause__`` recorded for a model's refusal."""
 
 
 class Deployment:
@@ -82,9 +121,15 @@ class Deployment:
         provider_name, _, self.model = config.model.partition("/")
         self.provider = PROVIDERS[provider_name]
         self._clients = _ClientCache()
+        self._closers: weakref.WeakKeyDictionary[Any, AsyncIterator[None]] = (
+            weakref.WeakKeyDictionary()
+        )
         self._hooks: Any = None
         self._lock = threading.Lock()
-        self._secrets = tuple(s for s in (config.api_key, _client_key(config.client)) if s)
+        self._secrets = secrets_of(
+            api_key=config.api_key, client=config.client, base_url=config.base_url
+        )
+        remember_secrets(self._secrets)
         self._create_kwargs = {
             **self.provider.default_create_kwargs,
             **(self.provider.stream_kwargs if config.stream else {}),
@@ -127,28 +172,50 @@ class Deployment:
     # -- clients ---------------------------------------------------------------------------
 
     def instructor(self, is_async: bool) -> Any:
-        """The instructor client for this face, built once. Async clients are kept per
-        event loop: their connection pools belong to the loop that opened them, and each
-        ``asyncio.run`` makes a new one."""
+        """The sync instructor client, built once (``instructor(True)`` from inside a
+        running loop gives that loop's, without arranging its closing: prefer
+        :meth:`async_instructor`)."""
         key: Any = asyncio.get_running_loop() if is_async else False
         client = self._clients.get(key)
         if client is None:
             with self._lock:
                 client = self._clients.get(key)
                 if client is None:
-                    client = self._build(is_async)
+                    client, _ = self._build(is_async)
                     self._clients[key] = client
         return client
 
-    def _build(self, is_async: bool) -> Any:
+    async def async_instructor(self) -> Any:
+        """The running loop's instructor client. Async clients are kept per event loop:
+        their connection pools belong to the loop that opened them, and each
+        ``asyncio.run`` makes a new one. A client escalate built is closed when its loop
+        shuts down, so finished loops leave no open transports behind."""
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is not None:
+            return client
+        with self._lock:
+            client = self._clients.get(loop)
+            if client is not None:
+                return client
+            client, owned = self._build(True)
+            self._clients[loop] = client
+        if owned is not None:
+            closer = _close_with_the_loop(owned)
+            self._closers[loop] = closer
+            await closer.__anext__()
+        return client
+
+    def _build(self, is_async: bool) -> tuple[Any, Any]:
+        """(the instructor client, the SDK client if escalate built it, else None)."""
         config = self.config
-        sdk_client = config.client
-        if sdk_client is None:
-            sdk_client = self.provider.build_client(is_async, config.base_url, config.api_key)
-        else:
-            # Hidden SDK retries would hide requests from the receipt: retry in one place.
-            sdk_client = sdk_client.with_options(max_retries=0)
-        return self.provider.instructor_client(sdk_client, config.mode)
+        if config.client is None:
+            built = self.provider.build_client(is_async, config.base_url, config.api_key)
+            return self.provider.instructor_client(built, config.mode), built
+        # Hidden SDK retries would hide requests from the receipt: retry in one place. The
+        # copy shares the user's connection pool, so it is the user's to close.
+        copy = config.client.with_options(max_retries=0)
+        return self.provider.instructor_client(copy, config.mode), None
 
     # -- requests --------------------------------------------------------------------------
 
@@ -220,7 +287,7 @@ class Deployment:
         """One request (instructor's re-asks included) from an async face."""
         self._refuse_if_blocked()
         kwargs, recorder = self.request(messages, response_model, context)
-        client = self.instructor(True)
+        client = await self.async_instructor()
         token = recording.set(recorder)
         try:
             if not self.config.stream:
@@ -254,8 +321,11 @@ class Deployment:
         return Answered(value, recorder.attempts(None), None)
 
     def failed(self, error: Exception, recorder: Recorder) -> Failed:
-        """What ``error`` means (see :func:`escalate._failures.classify`), with its attempts."""
-        found = classify(error)
+        """What ``error`` means (see :func:`escalate._failures.classify`), with its attempts.
+        The error and its chain are cleaned of keys in place: they may be raised or logged."""
+        remember_secrets(secrets_of(api_key=None))  # a key set in the environment since
+        scrub_error(error)
+        found = _from_response(recorder) or classify(error)
         reason = self.scrub(found.reason)
         if found.kind == "provider" and not recorder.awaits_response:
             recorder.on_request()  # instructor emitted no request hook for it
@@ -327,7 +397,6 @@ class Deployment:
         return self._price(self.model, input_tokens, output_tokens, 0).cost_usd
 
     def scrub(self, text: str) -> str:
-        """Remove any API key this deployment knows from text bound for a receipt."""
-        for secret in self._secrets:
-            text = text.replace(secret, "[redacted]")
-        return text
+        """Remove every key escalate knows (this deployment's and any other's) from text
+        bound for a receipt."""
+        return scrub(text, self._secrets)

@@ -150,7 +150,10 @@ def _anthropic_usage(response: Any) -> Usage:
     cache_read = getattr(usage, "cache_read_input_tokens", None) or 0
     cache_write = getattr(usage, "cache_creation_input_tokens", None) or 0
     # Anthropic's input_tokens leaves cache reads and writes out; receipts count all input.
-    return usage.input_tokens + cache_read + cache_write, usage.output_tokens, cache_read
+    # A proxy may send input_tokens: null: then the input is unknown, not zero.
+    base = getattr(usage, "input_tokens", None)
+    total = None if base is None else base + cache_read + cache_write
+    return total, getattr(usage, "output_tokens", None), cache_read
 
 
 def _observe_anthropic_event(record: dict[str, Any], event: Any) -> None:
