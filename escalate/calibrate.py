@@ -1171,13 +1171,14 @@ def solution_score(question: str, reasoning: str, answer: Decimal | None) -> flo
     - 0 when no final answer is stated (``#### N`` or "the answer is N"), or the answer is
       not a whole non-negative number (GSM8K's answers all are);
     - else each wrong calculation written in the reasoning
-      (:func:`escalate.demo.gsm8k.arithmetic_errors`) halves the score, and a reasoning
+      (:func:`escalate.demo.arithmetic.arithmetic_errors`) halves the score, and a reasoning
       that leaves some of the question's numbers unused loses up to half:
       ``0.5 ** wrong * (1 + share of the question's numbers used) / 2``.
 
     Rounded to 4 decimals, so equal scores print alike.
     """
-    from escalate.demo.gsm8k import arithmetic_errors, has_answer_line
+    from escalate.demo.answers import has_answer_line
+    from escalate.demo.arithmetic import arithmetic_errors
 
     if answer is None or not has_answer_line(reasoning):
         return 0.0

@@ -40,7 +40,7 @@ from escalate.calibrate import (
     threshold,
 )
 from escalate.cli import main
-from escalate.demo.gsm8k import final_answer
+from escalate.demo.answers import final_answer
 from escalate.gates import GateContext, Rejected
 from escalate.testing._server import ProviderServer, Reply, Request
 
