@@ -33,7 +33,7 @@ at a threshold to check a row of the table.
 
 The rooms: ``_items`` (evaluation items, grading), ``_gates`` (the score gate, the
 threshold disabled or moved), ``_running`` (one call under calibration: the only reach
-into the decorator and the faces), ``_collect`` (observations), ``_economics`` (the sweep,
+into the call path), ``_collect`` (observations), ``_economics`` (the sweep,
 the pick and the break-even, pure maths), ``_analysis`` (:class:`Calibration`),
 ``_render`` (its table and plot), ``_thresholds`` (the thresholds file), ``_replay``.
 
