@@ -20,7 +20,7 @@ Four strategies are compared on every uncontaminated question:
 - a perfect cascade (an oracle that knows which Mixtral answers are wrong): Mixtral's cost on
   every question plus GPT-4's on those it gets wrong, from the two single-tier runs' receipts.
 
-Accuracy is judged by ``escalate.demo.gsm8k.is_correct`` (the final number of the returned
+Accuracy is judged by ``escalate.demo.answers.is_correct`` (the final number of the returned
 answer's reasoning equals the gold answer); RouteLLM's own labels, which misread answers such
 as ``$18.00``, are shown in brackets.
 
@@ -47,7 +47,8 @@ from escalate.demo import (
     serve_recorded,
     strong_tier,
 )
-from escalate.demo.gsm8k import Problem, is_correct, load_problems
+from escalate.demo.answers import is_correct
+from escalate.demo.gsm8k import Problem, load_problems
 from escalate.testing._server import ProviderServer
 
 CONCURRENCY = 32
@@ -197,7 +198,7 @@ def report(result: dict[str, Any], seconds: float) -> str:
     lines = [
         f"GSM8K dev split, {result['questions']} uncontaminated questions, 8-shot prompt "
         f"({result['input_tokens_per_question']:.0f} input tokens per request)",
-        "accuracy: escalate.demo.gsm8k.is_correct (RouteLLM's labels in brackets)",
+        "accuracy: escalate.demo.answers.is_correct (RouteLLM's labels in brackets)",
         "",
         f"{'':<20} {'accuracy':>16} {'cost USD':>10} {'per 1k q':>10} "
         f"{'escalated':>10} {'acc/GPT-4':>10} {'cost/GPT-4':>10}",

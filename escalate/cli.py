@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from escalate.calibrate import Calibration, Objective
@@ -217,14 +218,16 @@ def _calibrate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int
     except ValueError as error:
         parser.error(str(error))
     out_dir: Path = args.out or cal.DEFAULT_DIR
-    progress = None if args.quiet else cal.print_progress(sys.stderr)
+    progress = None if args.quiet else _print_progress(sys.stderr)
     replay_text: str | None = None
     status = 0
 
     if args.gsm8k:
         if not args.quiet:
             print("escalate calibrate --gsm8k: every tier on every question ...", file=sys.stderr)
-        result = cal.calibrate_gsm8k(limit=args.limit, objective=objective, progress=progress)
+        from escalate.demo.calibration import calibrate_gsm8k
+
+        result = calibrate_gsm8k(limit=args.limit, objective=objective, progress=progress)
         calibration = result.calibration
         if result.replay is not None:
             replay_text = result.replay.describe(calibration.picked)
@@ -278,8 +281,8 @@ def _calibrate_function(
     if args.grader and args.expected_field:
         parser.error("give --grader or --expected-field, not both")
     try:
-        fn = cal.import_function(args.function)
-        grade = cal.import_function(args.grader) if args.grader else None
+        fn = _import_function(args.function)
+        grade = _import_function(args.grader) if args.grader else None
         items = cal.load_items(args.eval)
     except (ValueError, ImportError, AttributeError, OSError) as error:
         parser.error(str(error))
@@ -306,6 +309,30 @@ def _calibrate_function(
         concurrency=args.concurrency,
     )
     return calibration, checked.describe(calibration.picked)
+
+
+def _import_function(spec: str) -> Callable[..., Any]:
+    """``"package.module:function"`` to the function."""
+    module_name, colon, name = spec.partition(":")
+    if not colon or not module_name or not name:
+        raise ValueError(f"expected module:function, got {spec!r}")
+    target: Any = importlib.import_module(module_name)
+    for part in name.split("."):
+        target = getattr(target, part)
+    if not callable(target):
+        raise ValueError(f"{spec} is not callable")
+    return target  # type: ignore[no-any-return]
+
+
+def _print_progress(out: IO[str]) -> Callable[[int, int], None]:
+    """A ``progress`` callback printing every tenth of the way to ``out``."""
+
+    def report(done: int, total: int) -> None:
+        step = max(total // 10, 1)
+        if done % step == 0 or done == total:
+            print(f"  ran every tier on {done}/{total} items", file=out, flush=True)
+
+    return report
 
 
 if __name__ == "__main__":  # pragma: no cover

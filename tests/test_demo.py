@@ -9,7 +9,7 @@ import sys
 from decimal import Decimal
 
 from escalate.demo import CHEAP_GATES, Solution, run_demo, sample
-from escalate.demo.gsm8k import final_answer
+from escalate.demo.answers import final_answer
 from escalate.gates import GateContext, Rejected
 
 

@@ -22,14 +22,9 @@ from typing import IO, Literal
 from pydantic import BaseModel
 
 from escalate import AllTiersFailed, Price, Tier, escalating, receipt_of
-from escalate.demo.gsm8k import (
-    Problem,
-    arithmetic_errors,
-    few_shot_prompt,
-    final_answer,
-    has_answer_line,
-    load_problems,
-)
+from escalate.demo.answers import final_answer, has_answer_line
+from escalate.demo.arithmetic import arithmetic_errors
+from escalate.demo.gsm8k import Problem, few_shot_prompt, load_problems
 from escalate.gates import GateContext, Rejected
 from escalate.testing._server import ProviderServer, Reply, Request
 
