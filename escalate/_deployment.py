@@ -325,10 +325,12 @@ class Deployment:
         The error and its chain are cleaned of keys in place: they may be raised or logged."""
         remember_secrets(secrets_of(api_key=None))  # a key set in the environment since
         scrub_error(error)
-        found = _from_response(recorder) or classify(error)
+        found = _from_response(recorder)
+        if found is None:
+            found = classify(error)
+            if found.kind == "provider" and not recorder.awaits_response:
+                recorder.on_request()  # instructor emitted no request hook for it
         reason = self.scrub(found.reason)
-        if found.kind == "provider" and not recorder.awaits_response:
-            recorder.on_request()  # instructor emitted no request hook for it
         attempts: tuple[Attempt, ...] = ()
         if found.kind != "error" or recorder.pending:
             attempts = recorder.attempts((found.outcome, found.trigger, reason, found.status))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 
 from escalate._recorder import recording
+from escalate._secrets import install_log_filter
 
 __all__ = ["DemoteInstructorErrors"]
 
@@ -23,3 +24,5 @@ class DemoteInstructorErrors(logging.Filter):
 
 
 logging.getLogger("instructor.v2.retry").addFilter(DemoteInstructorErrors())
+# instructor's records quote the SDK's error text, which may echo the key: clean them too.
+install_log_filter(logging.getLogger("instructor.v2.retry"))

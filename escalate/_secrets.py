@@ -119,10 +119,8 @@ class _ScrubRecords(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not _known:
             return True
-        record.msg = scrub(str(record.msg))
-        if record.args:
-            args = record.args if isinstance(record.args, tuple) else (record.args,)
-            record.args = tuple(scrub(a) if isinstance(a, str) else a for a in args)
+        # The formatted message: its arguments may be exceptions whose text holds a key.
+        record.msg, record.args = scrub(record.getMessage()), ()
         if record.exc_info and record.exc_info[1] is not None:
             scrub_error(record.exc_info[1])
         return True
