@@ -6,6 +6,7 @@ escalate only when it fails, and keep a receipt of what it cost and why.
 
 import importlib.metadata as _metadata
 
+from escalate._breaker import Breaker, set_breakers
 from escalate._config import Tier
 from escalate._decorator import escalating
 from escalate._pricing import Price
@@ -16,6 +17,7 @@ from escalate._routing import options
 from escalate._self_escalation import SelfEscalation, SelfEscalationRequest
 from escalate.exceptions import (
     AllTiersFailed,
+    BreakerOpen,
     BudgetExceeded,
     ConfigurationError,
     EscalateError,
@@ -35,6 +37,8 @@ __all__ = [
     "SCHEMA_VERSION",
     "AllTiersFailed",
     "Attempt",
+    "Breaker",
+    "BreakerOpen",
     "BudgetExceeded",
     "ConfigurationError",
     "EscalateError",
@@ -55,5 +59,6 @@ __all__ = [
     "escalating",
     "options",
     "receipt_of",
+    "set_breakers",
     "with_receipt",
 ]

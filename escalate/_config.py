@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
+from escalate._breaker import DEFAULT_BREAKER, Breaker, check_breaker
 from escalate._deployment import Deployment
 from escalate._plan import Backend
 from escalate._pricing import Price
@@ -21,7 +22,15 @@ from escalate.exceptions import ConfigurationError
 if TYPE_CHECKING:
     from instructor import Mode
 
-__all__ = ["BuiltTier", "GatedBackend", "Tier", "build_tiers", "logprob_support", "provider_of"]
+__all__ = [
+    "BuiltTier",
+    "GatedBackend",
+    "GuardedBackend",
+    "Tier",
+    "build_tiers",
+    "logprob_support",
+    "provider_of",
+]
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,8 @@ class Tier:
       :class:`~escalate.events.PartialAnswer` events as it arrives. A streamed answer is
       validated once complete; streaming tiers make no re-asks, and gates see no raw
       completion (no logprobs).
+    - ``breaker``: when this tier's deployments' circuit breakers open
+      (:class:`~escalate.Breaker`; on by default), or ``None`` to ignore them.
     """
 
     model: str
@@ -73,6 +84,7 @@ class Tier:
     gate_reasks: int = field(default=0, kw_only=True)
     on_timeout: Literal["retry", "escalate"] = field(default="retry", kw_only=True)
     stream: bool = field(default=False, kw_only=True)
+    breaker: Breaker | None = field(default=DEFAULT_BREAKER, kw_only=True)
 
     @property
     def display_name(self) -> str:
@@ -162,6 +174,7 @@ def _check_options(spec: Tier, where: str) -> None:
         )
     if spec.price is not None and not isinstance(spec.price, Price):
         raise ConfigurationError(f"{where}: price must be a Price, got {type(spec.price).__name__}")
+    check_breaker(spec.breaker, where)
 
 
 # --- what a tier can do (for gates) ------------------------------------------------------
@@ -201,6 +214,17 @@ class GatedBackend(Backend, Protocol):
         ...
 
 
+@runtime_checkable
+class GuardedBackend(Backend, Protocol):
+    """A backend standing as a tier with a circuit breaker setting of its own (the testing
+    kit's fake tiers), like ``Tier(breaker=...)``."""
+
+    @property
+    def breaker(self) -> Breaker | None:
+        """When its circuit breaker opens; None: it has none."""
+        ...
+
+
 @dataclass(frozen=True)
 class BuiltTier:
     """A checked tier and its deployments, in the order they are tried."""
@@ -210,6 +234,7 @@ class BuiltTier:
     gates: tuple[Any, ...] = ()
     gate_reasks: int = 0
     on_timeout: Literal["retry", "escalate"] = "retry"
+    breaker: Breaker | None = DEFAULT_BREAKER
 
 
 def build_tiers(
@@ -239,7 +264,9 @@ def build_tiers(
 def _build_tier(spec: Tier | str | Backend, position: int, gates: tuple[Any, ...]) -> BuiltTier:
     if not isinstance(spec, (str, Tier)) and isinstance(spec, Backend):
         own = tuple(spec.gates) if isinstance(spec, GatedBackend) else ()
-        return BuiltTier(spec.name, (spec,), own)
+        breaker = spec.breaker if isinstance(spec, GuardedBackend) else DEFAULT_BREAKER
+        check_breaker(breaker, f"tiers[{position}] ({spec.name!r})")
+        return BuiltTier(spec.name, (spec,), own, breaker=breaker)
     where = f"tiers[{position}]"
     tier = _as_tier(spec, where)
     extra = _gate_request_kwargs(tier, (*gates, *tier.gates), where)
@@ -254,7 +281,12 @@ def _build_tier(spec: Tier | str | Backend, position: int, gates: tuple[Any, ...
             Deployment(fallback, name=name, tier_name=tier.display_name, extra=extra)
         )
     return BuiltTier(
-        tier.display_name, tuple(deployments), tuple(tier.gates), tier.gate_reasks, tier.on_timeout
+        tier.display_name,
+        tuple(deployments),
+        tuple(tier.gates),
+        tier.gate_reasks,
+        tier.on_timeout,
+        tier.breaker,
     )
 
 

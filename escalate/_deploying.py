@@ -2,6 +2,11 @@
 
 Part of the engine (no I/O): it yields :class:`~escalate._plan.Call` and
 :class:`~escalate._plan.Sleep` steps and reads back what they came to.
+
+Before each request it asks the deployment's circuit breaker (``_breaker``) for leave: an
+open breaker turns the request into a ``skipped`` attempt and the tier moves on as after
+a provider failure, with no request and no wait. After each request it tells the breaker
+what came of it.
 """
 
 from __future__ import annotations
@@ -12,11 +17,14 @@ from typing import Any
 
 import tenacity
 
+from escalate import _breaker
+from escalate._breaker import Refusal, Report, Ticket
 from escalate._ledger import Ledger
 from escalate._outcomes import Failed, TierCall
 from escalate._plan import Backend, Call, EngineTier, Messages, Plan, Sleep, Step
 from escalate._receipt import Purpose
 from escalate._retry import Transient, asked_too_long
+from escalate.exceptions import BreakerOpen
 
 __all__ = ["Request", "walk_tier"]
 
@@ -60,38 +68,92 @@ def _with_retries(
     purpose: Purpose,
     ledger: Ledger,
 ) -> Generator[Step, Any, TierCall]:
-    """One deployment, retried on provider failures by tenacity's decision machine."""
+    """One deployment, retried on provider failures by tenacity's decision machine, as
+    long as its circuit breaker lets the requests go."""
+    admitted = _breaker.current().admit(deployment.breaker_key, tier.breaker)
+    if isinstance(admitted, Refusal):
+        return _skipped(tier, deployment, admitted, purpose, ledger)
+    leave: Ticket = admitted
     on_partial = None
     if deployment.streams:
         on_partial = ledger.partials(tier.name, deployment.name, request.unwrap_partials)
     call = Call(deployment, request.messages, request.response_model, on_partial, request.context)
-    ledger.sending(tier.name, deployment)
-    result: TierCall = yield call
-    ledger.record(result, purpose, request.reask)
-    if not _retryable(result, tier):
-        return _slow(result, tier, ledger)  # the common case never builds a retry state
-    retrying = plan.retry.retrying()
-    retrying.begin()
-    state = tenacity.RetryCallState(retrying, fn=None, args=(), kwargs={})
-    _failed_again(state, result, plan, ledger)
-    while True:
-        try:
-            action = retrying.iter(state)
-        except Transient as exhausted:
-            return exhausted.failed
-        if isinstance(action, tenacity.DoSleep):
-            state.prepare_for_next_attempt()
-            yield Sleep(float(action))
-        elif isinstance(action, tenacity.DoAttempt):
-            ledger.sending(tier.name, deployment)
-            result = yield call
-            ledger.record(result, "retry")
-            if _retryable(result, tier):
-                _failed_again(state, result, plan, ledger)
+    try:
+        ledger.sending(tier.name, deployment)
+        result: TierCall = yield call
+        ledger.record(result, purpose, request.reask)
+        _report(leave, result, tier, deployment, ledger)
+        if not _retryable(result, tier):
+            return _slow(result, tier, ledger)  # the common case never builds a retry state
+        retrying = plan.retry.retrying()
+        retrying.begin()
+        state = tenacity.RetryCallState(retrying, fn=None, args=(), kwargs={})
+        _failed_again(state, result, plan, ledger)
+        while True:
+            try:
+                action = retrying.iter(state)
+            except Transient as exhausted:
+                return exhausted.failed
+            if isinstance(action, tenacity.DoSleep):
+                state.prepare_for_next_attempt()
+                admitted = _breaker.current().admit(deployment.breaker_key, tier.breaker)
+                if isinstance(admitted, Refusal):
+                    return _left_open(result, ledger)
+                leave = admitted
+                yield Sleep(float(action))
+            elif isinstance(action, tenacity.DoAttempt):
+                ledger.sending(tier.name, deployment)
+                result = yield call
+                ledger.record(result, "retry")
+                _report(leave, result, tier, deployment, ledger)
+                if _retryable(result, tier):
+                    _failed_again(state, result, plan, ledger)
+                else:
+                    state.set_result(_slow(result, tier, ledger))
             else:
-                state.set_result(_slow(result, tier, ledger))
-        else:
-            return action  # type: ignore[no-any-return]
+                return action  # type: ignore[no-any-return]
+    finally:
+        if leave.registry is not None and not leave.done:
+            leave.registry.release(leave)  # the call was stopped mid-request
+
+
+def _skipped(
+    tier: EngineTier, deployment: Backend, refusal: Refusal, purpose: Purpose, ledger: Ledger
+) -> Failed:
+    """No request: the breaker is open. A provider failure that cost nothing."""
+    attempt = ledger.skipped(tier.name, deployment, refusal, purpose)
+    assert attempt.reason is not None
+    return Failed("provider", "breaker", attempt.reason, BreakerOpen(attempt.reason), (attempt,))
+
+
+def _left_open(result: TierCall, ledger: Ledger) -> TierCall:
+    """A retry was due, but the deployment's breaker opened meanwhile: leave it now."""
+    assert isinstance(result, Failed)
+    reason = f"{result.reason}; its circuit breaker opened, so the deployment was left unretried"
+    ledger.restamp_last(reason=reason)
+    return Failed(
+        result.kind, result.trigger, reason, result.error, result.attempts, result.retry_after
+    )
+
+
+def _report(
+    leave: Ticket, result: TierCall, tier: EngineTier, deployment: Backend, ledger: Ledger
+) -> None:
+    """Tell the breaker what the request came to; put any change it caused on the record.
+    Anything the provider answered counts as its success, even an answer that failed its
+    checks; only provider failures count against it."""
+    if leave.registry is None:
+        return
+    outcome: Report = "success"
+    reason, retry_after = "", None
+    if isinstance(result, Failed):
+        if result.kind == "error" or (result.kind == "provider" and _too_slow(result, tier)):
+            outcome = "neutral"  # not the provider's failing (a slow tier escalates by policy)
+        elif result.kind == "provider":
+            outcome, reason, retry_after = "failure", result.reason, result.retry_after
+    change = leave.registry.report(leave, outcome, reason=reason, retry_after=retry_after)
+    if change is not None:
+        ledger.breaker_changed(tier.name, deployment, change)
 
 
 def _failed_again(
@@ -111,7 +173,11 @@ def _failed_again(
 def _retryable(result: TierCall, tier: EngineTier) -> bool:
     if not (isinstance(result, Failed) and result.kind == "provider"):
         return False
-    return not (result.trigger == "timeout" and tier.on_timeout == "escalate")
+    return not _too_slow(result, tier)
+
+
+def _too_slow(result: Failed, tier: EngineTier) -> bool:
+    return result.trigger == "timeout" and tier.on_timeout == "escalate"
 
 
 def _slow(result: TierCall, tier: EngineTier, ledger: Ledger) -> TierCall:

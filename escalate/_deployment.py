@@ -152,6 +152,14 @@ class Deployment:
         return self.provider.name
 
     @property
+    def breaker_key(self) -> tuple[str, str, str | None]:
+        """(provider, model, base URL): the identity its circuit breaker is kept under."""
+        base_url = self.config.base_url
+        if base_url is None and self.config.client is not None:
+            base_url = str(self.config.client.base_url)
+        return self.provider.name, self.model, base_url.rstrip("/") if base_url else None
+
+    @property
     def streams(self) -> bool:
         """Whether answers arrive as a stream of partials (``Tier(stream=True)``)."""
         return self.config.stream

@@ -12,12 +12,15 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
+from escalate._breaker import Change, Refusal
 from escalate._outcomes import Failed, TierCall
 from escalate._plan import Backend, CallInfo, Plan
 from escalate._receipt import Attempt, CallOutcome, Move, Purpose, Receipt, Route
 from escalate._self_escalation import SelfEscalated
 from escalate.events import (
     AttemptFinished,
+    BreakerClosed,
+    BreakerOpened,
     Escalated,
     Finished,
     MovedSideways,
@@ -86,6 +89,49 @@ class Ledger:
             self.attempts.append(attempt)
             if self.emit is not None:
                 self.emit(AttemptFinished(self.function, attempt))
+
+    def skipped(
+        self, tier: str, deployment: Backend, refusal: Refusal, purpose: Purpose
+    ) -> Attempt:
+        """A request an open circuit breaker turned away: on the receipt, free."""
+        if refusal.remaining is None:
+            until = "until another call's probe request has ended"
+        else:
+            until = f"for another {refusal.remaining:.3g}s, then one probe request may go"
+        attempt = Attempt(
+            tier=tier,
+            deployment=deployment.name,
+            provider=deployment.provider_name,
+            requested_model=deployment.model,
+            purpose=purpose,
+            outcome="skipped",
+            trigger="breaker",
+            reason=f"skipped: circuit breaker open ({refusal.reason}); it stays open {until}",
+            cost_usd=Decimal(0),
+            cost_note="skipped by an open circuit breaker: no request was made",
+            started_at=datetime.now(UTC),
+        )
+        self.attempts.append(attempt)
+        if self.emit is not None:
+            self.emit(AttemptFinished(self.function, attempt))
+        return attempt
+
+    def breaker_changed(self, tier: str, deployment: Backend, change: Change) -> None:
+        """This call's request opened or closed a deployment's breaker: say so on the
+        receipt and to the listeners."""
+        self.notes.append(
+            f"breaker of {deployment.name!r} (tier {tier!r}) {change.kind}: {change.reason}"
+        )
+        if self.emit is None:
+            return
+        who = (self.function, tier, deployment.name, deployment.provider_name, deployment.model)
+        if change.kind == "opened":
+            event: Any = BreakerOpened(
+                *who, change.failures, change.cooldown, change.reason, change.probe
+            )
+        else:
+            event = BreakerClosed(*who, change.reason)
+        self.emit(event)
 
     def cancelled(self, why: str) -> None:
         """The step in flight when the call was stopped: its requests may have been billed,

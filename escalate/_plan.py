@@ -7,7 +7,7 @@ view of a tier, a deployment and a gate is a Protocol here, so nothing is probed
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
@@ -19,6 +19,7 @@ from escalate._retry import Retry
 from escalate._self_escalation import SelfEscalation
 
 if TYPE_CHECKING:
+    from escalate._breaker import Breaker
     from escalate.gates import GateContext, Rejected
 
 __all__ = [
@@ -58,6 +59,12 @@ class Backend(Protocol):
 
     @property
     def streams(self) -> bool: ...
+
+    @property
+    def breaker_key(self) -> Hashable:
+        """The deployment's identity for its circuit breaker (provider, model, base URL):
+        deployments with equal keys share one breaker, across every function."""
+        ...
 
     def check_flavour(self, is_async: bool) -> None: ...
 
@@ -99,6 +106,11 @@ class EngineTier(Protocol):
 
     @property
     def on_timeout(self) -> Literal["retry", "escalate"]: ...
+
+    @property
+    def breaker(self) -> Breaker | None:
+        """When its deployments' circuit breakers open; None: this tier ignores them."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,12 @@ A call of an escalating function emits, in order:
 - :class:`TierStarted` when a tier (or, after a sideways move, another deployment of it)
   becomes active;
 - :class:`PartialAnswer` as a streaming tier's answer arrives (``Tier(stream=True)``);
-- :class:`AttemptFinished` after every request, with its :class:`~escalate.Attempt`;
+- :class:`AttemptFinished` after every request, with its :class:`~escalate.Attempt`
+  (and for every request an open circuit breaker skipped: outcome ``skipped``, trigger
+  ``breaker``, no cost);
+- :class:`BreakerOpened` when this call's provider failure opened a deployment's circuit
+  breaker (every escalating function in the process now skips it until the cooldown
+  ends), and :class:`BreakerClosed` when this call's probe request closed one;
 - :class:`MovedSideways` after a provider failure moves the task to an equivalent
   deployment, and :class:`Escalated` when it moves up a tier (trigger, reason, and, when
   the model itself asked, its restated question);
@@ -38,6 +43,8 @@ from escalate._receipt import Attempt, Receipt
 
 __all__ = [
     "AttemptFinished",
+    "BreakerClosed",
+    "BreakerOpened",
     "Escalated",
     "Event",
     "Finished",
@@ -83,6 +90,35 @@ class AttemptFinished:
 
 
 @dataclass(frozen=True)
+class BreakerOpened:
+    """A deployment's circuit breaker opened: calls skip it for ``cooldown_s`` seconds
+    (the provider's Retry-After when it gave one), then one probe request may go.
+    ``probe``: it opened again because its probe failed."""
+
+    function: str
+    tier: str
+    deployment: str
+    provider: str
+    model: str
+    failures: int
+    cooldown_s: float
+    reason: str
+    probe: bool = False
+
+
+@dataclass(frozen=True)
+class BreakerClosed:
+    """A deployment's circuit breaker closed: its probe request succeeded."""
+
+    function: str
+    tier: str
+    deployment: str
+    provider: str
+    model: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class MovedSideways:
     """A provider failure moved the task to an equivalent deployment of the same tier."""
 
@@ -117,7 +153,16 @@ class Finished:
     error: BaseException | None = None
 
 
-Event = TierStarted | PartialAnswer | AttemptFinished | MovedSideways | Escalated | Finished
+Event = (
+    TierStarted
+    | PartialAnswer
+    | AttemptFinished
+    | BreakerOpened
+    | BreakerClosed
+    | MovedSideways
+    | Escalated
+    | Finished
+)
 Hook = Callable[[Event], None]
 
 _global_hooks: tuple[Hook, ...] = ()

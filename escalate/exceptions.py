@@ -6,6 +6,8 @@ The tree::
     ├── ConfigurationError        a bad decorator or tier setting (also a ValueError);
     │                             raised when the decorator is applied, not at call time
     ├── ProviderCallBlocked       a real provider request while escalate.testing blocks them
+    ├── BreakerOpen               a deployment was skipped: its circuit breaker is open
+    │                             (never raised alone: the __cause__ of a failed call)
     └── EscalationFailed          the call produced no acceptable answer; carries .receipt
         ├── AllTiersFailed        every tier was tried and none gave an answer that held
         ├── ProviderExhausted     a tier's deployments all failed at the provider and the
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AllTiersFailed",
+    "BreakerOpen",
     "BudgetExceeded",
     "ConfigurationError",
     "EscalateError",
@@ -45,6 +48,12 @@ class ConfigurationError(EscalateError, ValueError):
 class ProviderCallBlocked(EscalateError):
     """A real provider request was made while :func:`escalate.testing.block_providers`
     was in force: a test reached the network it meant to fake or replay."""
+
+
+class BreakerOpen(EscalateError):
+    """A deployment's circuit breaker was open, so no request was made to it. It stands
+    for the skipped attempt: the ``__cause__`` of an :class:`EscalationFailed` whose last
+    deployment was skipped."""
 
 
 class EscalationFailed(EscalateError):

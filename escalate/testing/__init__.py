@@ -5,6 +5,8 @@
   :class:`FunctionTier` answers with a function of the messages.
 - :func:`override` swaps the tiers of one escalating function (or of all of them) without
   touching the call site; :func:`block_providers` makes any real provider call fail loudly.
+- :func:`breakers` gives the circuit breakers a fresh registry and a clock the test moves
+  (:class:`ManualClock`). The pytest plugin isolates breakers per test.
 - A pytest plugin (registered by the package's entry point) for recorded cassettes on
   top of pytest-recording: ``@pytest.mark.vcr``, ``--record-mode``, matching on what
   decides an answer, keys scrubbed, misses explained. See ``docs/testing.md``;
@@ -39,6 +41,7 @@ from escalate.testing._assertions import (
     assert_tiers,
     format_receipt,
 )
+from escalate.testing._breakers import Breakers, ManualClock, breakers
 from escalate.testing._fakes import (
     FunctionTier,
     ScriptedFault,
@@ -53,10 +56,12 @@ if TYPE_CHECKING:
     from escalate.testing._plugin import configure_vcr
 
 __all__ = [
+    "Breakers",
     "Drop",
     "Fault",
     "FunctionTier",
     "Malformed",
+    "ManualClock",
     "ProviderServer",
     "Reply",
     "Request",
@@ -70,6 +75,7 @@ __all__ = [
     "assert_not_escalated",
     "assert_tiers",
     "block_providers",
+    "breakers",
     "configure_vcr",
     "format_receipt",
     "override",

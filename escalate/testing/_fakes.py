@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
 import json
 import threading
 import time
@@ -44,6 +45,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ValidationError
 
 from escalate._answers import Wrapped
+from escalate._breaker import DEFAULT_BREAKER, Breaker, check_breaker
 from escalate._failures import TRANSIENT_STATUS, unanswered_cost, validation_reason
 from escalate._outcomes import Answered, Failed, FailureKind, TierCall
 from escalate._pricing import Price, price_usage
@@ -62,6 +64,7 @@ __all__ = [
 Messages = list[dict[str, Any]]
 
 _PROVIDER = "fake"
+_instances = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -190,6 +193,7 @@ class _FakeTier:
         price: Price | None,
         max_reasks: int,
         gates: Sequence[Any],
+        breaker: Breaker | None = DEFAULT_BREAKER,
     ) -> None:
         kind = type(self).__name__
         if not isinstance(name, str) or not name:
@@ -208,7 +212,10 @@ class _FakeTier:
             raise ConfigurationError(
                 f"{kind}({name!r}): max_reasks must be an int >= 0, got {max_reasks!r}"
             )
+        check_breaker(breaker, f"{kind}({name!r})")
         self._name = name
+        self.breaker = breaker
+        self._instance = next(_instances)
         self.served_model = served_model
         self.price = price
         self.max_reasks = max_reasks
@@ -244,6 +251,12 @@ class _FakeTier:
     def streams(self) -> bool:
         """Fakes answer whole."""
         return False
+
+    @property
+    def breaker_key(self) -> tuple[str, str, int]:
+        """Each fake has a circuit breaker of its own, so no test's failures open a breaker
+        for the next test's fakes."""
+        return _PROVIDER, self._name, self._instance
 
     def check_flavour(self, is_async: bool) -> None:
         """Fakes serve sync and async functions alike."""
@@ -524,6 +537,8 @@ class ScriptedTier(_FakeTier):
     - ``max_reasks``: how many validation failures this tier re-asks after, like
       ``Tier(max_reasks=...)``: each re-ask plays the next item.
     - ``gates``: gates checked on this tier's answers only, like ``Tier(gates=...)``.
+    - ``breaker``: its circuit breaker, like ``Tier(breaker=...)``: on by default, one per
+      fake (never shared with another fake of the same name); ``None`` switches it off.
 
     ``calls`` holds the messages of every request; ``remaining`` counts unplayed items.
     Safe to share between threads and tasks.
@@ -537,9 +552,15 @@ class ScriptedTier(_FakeTier):
         price: Price | None = None,
         max_reasks: int = 0,
         gates: Sequence[Any] = (),
+        breaker: Breaker | None = DEFAULT_BREAKER,
     ) -> None:
         super().__init__(
-            name, served_model=served_model, price=price, max_reasks=max_reasks, gates=gates
+            name,
+            served_model=served_model,
+            price=price,
+            max_reasks=max_reasks,
+            gates=gates,
+            breaker=breaker,
         )
         for index, item in enumerate(items):
             _check_item(item, f"ScriptedTier({name!r}) item {index}")
@@ -595,9 +616,15 @@ class FunctionTier(_FakeTier):
         price: Price | None = None,
         max_reasks: int = 0,
         gates: Sequence[Any] = (),
+        breaker: Breaker | None = DEFAULT_BREAKER,
     ) -> None:
         super().__init__(
-            name, served_model=served_model, price=price, max_reasks=max_reasks, gates=gates
+            name,
+            served_model=served_model,
+            price=price,
+            max_reasks=max_reasks,
+            gates=gates,
+            breaker=breaker,
         )
         if not callable(fn):
             raise ConfigurationError(

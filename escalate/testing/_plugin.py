@@ -19,6 +19,9 @@ replay only). For every cassette this plugin
 - replaying a cassette without keys in the environment, sets placeholder
   ``OPENAI_API_KEY`` / ``ANTHROPIC_API_KEY`` so SDK clients can be built.
 
+Every test gets circuit breakers of its own (all closed at its start), so a deployment
+that one test made fail is not skipped in the next; see :func:`escalate.testing.breakers`.
+
 It also adds ``--escalate-block-providers`` (ini: ``escalate_block_providers = true``):
 every real provider request raises ``ProviderCallBlocked``, except in tests that use a
 cassette. Set the ini option ``escalate_cassettes = false`` to leave pytest-recording's
@@ -43,6 +46,7 @@ from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
 import pytest
 
 from escalate._failures import cassette_miss
+from escalate.testing._breakers import breakers
 from escalate.testing._override import block_providers
 
 __all__ = [
@@ -487,11 +491,12 @@ def _placeholder_keys() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _escalate_guard(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Per test: replay-only cassettes in CI, placeholder keys for replays, and the
-    suite-wide provider block for tests without a cassette."""
+    """Per test: circuit breakers of its own, replay-only cassettes in CI, placeholder keys
+    for replays, and the suite-wide provider block for tests without a cassette."""
     config = request.config
     cassette = _active_cassette(request)
     with contextlib.ExitStack() as stack:
+        stack.enter_context(breakers())
         if cassette is not None:
             if _ci() and _cli_record_mode(config) is None:
                 cassette.record_mode = importlib.import_module("vcr.record_mode").RecordMode.NONE
