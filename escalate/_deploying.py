@@ -6,7 +6,8 @@ Part of the engine (no I/O): it yields :class:`~escalate._plan.Call` and
 Before each request it asks the deployment's circuit breaker (``_breaker``) for leave: an
 open breaker turns the request into a ``skipped`` attempt and the tier moves on as after
 a provider failure, with no request and no wait. After each request it tells the breaker
-what came of it.
+what came of it. In the test mode (``escalate.testing.set_testing``) a retry's wait is
+noted on the receipt instead of slept.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from escalate._outcomes import Failed, TierCall
 from escalate._plan import Backend, Call, EngineTier, Messages, Plan, Sleep, Step
 from escalate._receipt import Purpose
 from escalate._retry import Transient, asked_too_long
+from escalate._switches import testing_mode
 from escalate.exceptions import BreakerOpen
 
 __all__ = ["Request", "walk_tier"]
@@ -85,7 +87,8 @@ def _with_retries(
         _report(leave, result, tier, deployment, ledger)
         if not _retryable(result, tier):
             return _slow(result, tier, ledger)  # the common case never builds a retry state
-        retrying = plan.retry.retrying()
+        mode = testing_mode()
+        retrying = plan.retry.retrying(cap=mode.attempts if mode is not None else None)
         retrying.begin()
         state = tenacity.RetryCallState(retrying, fn=None, args=(), kwargs={})
         _failed_again(state, result, plan, ledger)
@@ -100,7 +103,13 @@ def _with_retries(
                 if isinstance(admitted, Refusal):
                     return _left_open(result, ledger)
                 leave = admitted
-                yield Sleep(float(action))
+                if mode is None:
+                    yield Sleep(float(action))
+                else:
+                    ledger.notes.append(
+                        f"test mode: a {float(action):g}s wait before retrying "
+                        f"{deployment.name!r} (tier {tier.name!r}) was skipped"
+                    )
             elif isinstance(action, tenacity.DoAttempt):
                 ledger.sending(tier.name, deployment)
                 result = yield call

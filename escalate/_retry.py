@@ -41,13 +41,15 @@ class Retry:
             if not isinstance(value, (int, float)) or value < 0:
                 raise ConfigurationError(f"Retry.{name} must be a number >= 0, got {value!r}")
 
-    def retrying(self) -> tenacity.Retrying:
-        """A fresh tenacity state machine (they hold per-run state, so one per run)."""
+    def retrying(self, *, cap: int | None = None) -> tenacity.Retrying:
+        """A fresh tenacity state machine (they hold per-run state, so one per run);
+        ``cap`` lowers ``attempts`` (the test mode's ``attempts=``)."""
+        attempts = self.attempts if cap is None else min(self.attempts, cap)
         fallback = tenacity.wait_exponential_jitter(
             multiplier=self.initial, max=self.max, jitter=self.jitter
         )
         return tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.attempts) | _RetryAfterTooLong(self),
+            stop=tenacity.stop_after_attempt(attempts) | _RetryAfterTooLong(self),
             wait=_WaitRetryAfter(fallback),
             retry=tenacity.retry_if_exception_type(Transient),
             reraise=True,

@@ -5,8 +5,9 @@
   :class:`FunctionTier` answers with a function of the messages.
 - :func:`override` swaps the tiers of one escalating function (or of all of them) without
   touching the call site; :func:`block_providers` makes any real provider call fail loudly.
-- :func:`breakers` gives the circuit breakers a fresh registry and a clock the test moves
-  (:class:`ManualClock`). The pytest plugin isolates breakers per test.
+- :func:`set_testing` (stamina's model): retries happen without sleeping, optionally
+  capped; :func:`breakers` gives the circuit breakers a fresh registry and a clock the
+  test moves (:class:`ManualClock`). The pytest plugin isolates breakers per test.
 - A pytest plugin (registered by the package's entry point) for recorded cassettes on
   top of pytest-recording: ``@pytest.mark.vcr``, ``--record-mode``, matching on what
   decides an answer, keys scrubbed, misses explained. See ``docs/testing.md``;
@@ -51,6 +52,7 @@ from escalate.testing._fakes import (
 )
 from escalate.testing._override import block_providers, override
 from escalate.testing._server import Drop, Fault, Malformed, ProviderServer, Reply, Request
+from escalate.testing._testing_mode import is_testing, set_testing
 
 if TYPE_CHECKING:
     from escalate.testing._plugin import configure_vcr
@@ -78,7 +80,9 @@ __all__ = [
     "breakers",
     "configure_vcr",
     "format_receipt",
+    "is_testing",
     "override",
+    "set_testing",
 ]
 
 
