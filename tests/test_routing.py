@@ -89,6 +89,27 @@ def test_options_file_the_call_over_the_decorators_settings(
     assert (after.task, after.tags) == ("invoices", {"team": "ap"})
 
 
+def test_nested_options_keep_what_the_inner_block_does_not_set(
+    build: Any, server: ProviderServer, tiers: list[Tier]
+) -> None:
+    """An inner block adds to the outer one (as its tags always did); it used to drop the
+    outer block's task, start, budget, reason and context."""
+    server.script("strong", Reply(data=GOOD))
+    extract = build(tiers=tiers, response_model=Invoice, task="invoices")
+
+    outer = options(task="refunds", start_at=1, reason="pro plan", tags={"plan": "pro"})
+    with outer, options(tags={"region": "eu"}):  # the inner block sets tags only
+        receipt = receipt_of(extract("ACME owes 12.50"))
+
+    assert receipt.task == "refunds" and receipt.tags == {"plan": "pro", "region": "eu"}
+    assert (receipt.route.start_tier, receipt.route.source, receipt.route.reason) == (
+        tiers[1].display_name,
+        "options",
+        "pro plan",
+    )
+    assert server.requests_for("cheap") == []
+
+
 @pytest.mark.parametrize(
     "tags",
     [{"team": 7}, {3: "three"}, ["team", "ap"], {"team": None}],
