@@ -3,6 +3,8 @@ parameters and returns the response model (or a coroutine of it), and misuse is 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -60,3 +62,25 @@ def test_the_decorated_types_are_what_users_expect(tmp_path: Path) -> None:
     assert len(errors) == 2, out
     assert 'has type "Invoice", variable has type "int"' in errors[0]
     assert 'incompatible type "int"; expected "str"' in errors[1]
+
+
+def test_the_installed_package_is_typed_outside_its_source_tree(tmp_path: Path) -> None:
+    """mypy run where users run it (not in this checkout) must see escalate's types: the
+    package ships a ``py.typed`` marker, or every decorated function is ``Any``."""
+    module = tmp_path / "outside.py"
+    module.write_text(
+        "from escalate import escalating\n"
+        "@escalating(tiers=['openai/gpt-4o-mini'], response_model=int)\n"
+        "def count(text: str) -> str:\n"
+        "    return text\n"
+        "reveal_type(count('x'))\n"
+    )
+    cache = Path(__file__).resolve().parent.parent / ".mypy_cache"
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--cache-dir", str(cache), module.name],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert 'Revealed type is "int"' in done.stdout, done.stdout
+    assert done.returncode == 0, done.stdout
