@@ -456,6 +456,22 @@ def test_the_budget_stops_before_a_tier_it_would_pass() -> None:
     assert str(raised.value).startswith(receipt.notes[-1])
 
 
+def test_a_budget_stop_records_no_move_and_no_escalation() -> None:
+    """The task never reached the tier the budget stopped it before: no move up on the
+    receipt, no Escalated event, ``escalated`` false."""
+    heard: list[Any] = []
+    pricey = FakeTier("strong", (Deployment("strong-1", usd_per_token=Decimal("0.0001")),))
+    the_plan = plan(tier("cheap"), pricey, budget_usd=Decimal("0.005"))
+    face = Face(the_plan, CallInfo(on_event=heard.append))
+
+    with pytest.raises(BudgetExceeded) as raised:
+        face.reply(invalid)
+
+    receipt = raised.value.receipt
+    assert receipt.moves == () and not receipt.escalated
+    assert not [e for e in heard if isinstance(e, Escalated)]
+
+
 def test_a_budget_per_call_replaces_the_plans() -> None:
     pricey = FakeTier("strong", (Deployment("strong-1", usd_per_token=Decimal("0.0001")),))
     face = Face(plan(tier("cheap"), pricey, budget_usd=Decimal("0.005")),
