@@ -32,7 +32,17 @@ from escalate._answers import shape_of
 from escalate._checks import as_trigger
 from escalate._engine import walk
 from escalate._outcomes import Answered, Failed
-from escalate._plan import Backend, Call, CallInfo, Check, EngineTier, Plan, Sleep, Verdict
+from escalate._plan import (
+    Backend,
+    Call,
+    CallInfo,
+    Check,
+    EngineTier,
+    Plan,
+    Sample,
+    Sleep,
+    Verdict,
+)
 from escalate._receipt import Attempt, Route
 from escalate._self_escalation import SelfEscalationRequest, choice_model
 from escalate.events import AttemptFinished, Escalated, Finished, MovedSideways, TierStarted
@@ -438,6 +448,66 @@ def test_best_effort_returns_the_strongest_rejected_answer() -> None:
     assert value == Invoice(total=99.0)
     assert receipt.outcome == "best_effort" and receipt.answered_by == "strong"
     assert receipt.notes == ("best effort: the answer of 'strong' failed its gates",)
+
+
+class Vote:
+    """A sampling gate: three answers, the majority returned."""
+
+    samples = 3
+
+    def __call__(self, answer: Invoice, context: Any) -> float:
+        return len(context.samples) / self.samples
+
+    def choose(self, samples: Any) -> Any:
+        return max(samples, key=list(samples).count)
+
+
+class Confidence(BaseModel):
+    confidence: float
+
+
+class AskConfidence:
+    """A follow-up gate: one more question to the same tier."""
+
+    def __call__(self, answer: Invoice, context: Any) -> float:
+        return float(context.follow_up.confidence)
+
+    def follow_up(self, answer: Any, messages: Any) -> tuple[Any, type[BaseModel]]:
+        return [*messages, {"role": "user", "content": "How sure?"}], Confidence
+
+
+def test_a_sampling_gate_is_a_sample_step_and_the_majority_is_returned() -> None:
+    vote = Vote()
+    face = Face(plan(tier("cheap"), tier("strong"), gates=(vote,)))
+
+    sample = face.reply(lambda s: answered(s, Invoice(total=1.0)))
+
+    assert isinstance(sample, Sample) and sample.count == 2
+    assert sample.call.deployment.name == "cheap-1" and sample.call.messages == MESSAGES
+    two = [answered(sample.call, Invoice(total=2.0)), answered(sample.call, Invoice(total=2.0))]
+    check = face.reply(two)
+    assert isinstance(check, Check) and check.answer == Invoice(total=2.0)
+    assert len(check.context.samples) == 3
+    value, receipt = face.finish(Verdict({"Vote": 1.0}))
+
+    assert value == Invoice(total=2.0)
+    assert [a.purpose for a in receipt.attempts] == ["answer", "sample", "sample"]
+    assert receipt.spent_attempts == 2
+
+
+def test_a_follow_up_gate_asks_the_same_tier_and_the_reply_is_an_attempt() -> None:
+    face = Face(plan(tier("cheap"), tier("strong"), gates=(AskConfidence(),)))
+
+    follow = face.reply(answered)
+
+    assert isinstance(follow, Call) and follow.response_model is Confidence
+    assert follow.deployment.name == "cheap-1" and follow.messages[-1]["content"] == "How sure?"
+    check = face.reply(lambda s: answered(s, Confidence(confidence=0.8)))
+    assert isinstance(check, Check) and check.context.follow_up == Confidence(confidence=0.8)
+    _, receipt = face.finish(Verdict({"AskConfidence": 0.8}))
+
+    assert [a.purpose for a in receipt.attempts] == ["answer", "follow_up"]
+    assert receipt.attempts[0].scores == {"AskConfidence": 0.8}
 
 
 # --- budget ---------------------------------------------------------------------------------
