@@ -89,7 +89,13 @@ class CallPath:
         plan, messages, call = self._begin(
             await (via or self.prompt)(*args, **kwargs), args, kwargs
         )
-        return await run_async(plan, messages, call)
+        try:
+            value, receipt = await run_async(plan, messages, call)
+        except BaseException as error:
+            _deliver_failed(error)
+            raise
+        deliver(receipt)
+        return value, receipt
 
     def call_sync(
         self, args: Sequence[Any], kwargs: Mapping[str, Any], via: Callable[..., Any] | None = None

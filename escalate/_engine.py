@@ -81,8 +81,6 @@ def _walk(
     last: Failed | None = None
     for index in range(call.start, len(plan.tiers)):
         tier = plan.tiers[index]
-        if last is not None and budget is not None and _over_budget(ledger, tier, budget):
-            return _unmet(plan, ledger, last, BudgetExceeded)
         result, deployment = yield from answer_on_tier(plan, call, index, messages, ledger)
         if isinstance(result, Answered):
             return result.value, "answered", tier.name
@@ -95,6 +93,8 @@ def _walk(
             ) from result.error
         if index + 1 < len(plan.tiers):  # no move is recorded when nowhere is left
             upper = plan.tiers[index + 1]
+            if budget is not None and _over_budget(ledger, upper, budget):
+                return _unmet(plan, ledger, result, BudgetExceeded)  # and no move either
             ledger.move("up", (tier.name, deployment), (upper.name, _first(upper)), result)
         if plan.carry_failure and result.kind == "quality" and result.trigger != "self_escalation":
             messages = with_failure(messages, result)

@@ -53,6 +53,9 @@ def options(
     - ``task``: the task class the receipt files the call under (replacing ``task=``).
     - ``tags``: string key/values for the receipt, added to the decorator's.
     - ``context``: instructor's validation context, replacing the decorator's.
+
+    Blocks nest: an inner block keeps whatever of the enclosing block's settings it does
+    not set itself, and adds its tags to the enclosing block's.
     """
     if start_at is not None and not isinstance(start_at, (str, int)):
         raise ConfigurationError(f"start_at must be a tier name or index, got {start_at!r}")
@@ -62,7 +65,14 @@ def options(
     merged = {**(outer.tags if outer is not None else {}), **check_tags(tags or {}, "options")}
     if context is not None and not isinstance(context, Mapping):
         raise ConfigurationError(f"context must be a mapping, got {type(context).__name__}")
-    settings = _Options(start_at, as_budget(budget_usd), reason, task, merged, context)
+    budget = as_budget(budget_usd)
+    if outer is not None:
+        start_at = outer.start_at if start_at is None else start_at
+        budget = outer.budget_usd if budget is None else budget
+        reason = outer.reason if reason is None else reason
+        task = outer.task if task is None else task
+        context = outer.context if context is None else context
+    settings = _Options(start_at, budget, reason, task, merged, context)
     token = _current.set(settings)
     try:
         yield

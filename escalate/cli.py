@@ -1,4 +1,5 @@
-"""The ``escalate`` command: ``escalate demo``, ``escalate chat`` and ``escalate calibrate``."""
+"""The ``escalate`` command: ``escalate demo``, ``escalate chat``, ``escalate calibrate``,
+``escalate schema`` and ``escalate --version``."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import IO, TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from escalate.calibrate import Calibration, Objective
 
-__all__ = ["main"]
+__all__ = ["main", "receipt_schema"]
 
 _CALIBRATE_HELP = """\
 Sweep every threshold of one gate over an evaluation set, pick one by an objective, and
@@ -127,7 +128,10 @@ def _add_calibrate(commands: argparse._SubParsersAction[argparse.ArgumentParser]
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
+    from escalate import __version__
+
     parser = argparse.ArgumentParser(prog="escalate", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"escalate {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser(
         "demo", help="run the cascade offline over recorded GSM8K answers (no keys)"
@@ -137,6 +141,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--quiet", action="store_true", help="print the summary only")
     _add_chat(commands)
     _add_calibrate(commands)
+    commands.add_parser(
+        "schema",
+        help="print the JSON Schema of receipts (docs/receipt-schema.json is this output)",
+    )
     args = parser.parse_args(argv)
 
     if args.command == "demo":
@@ -150,7 +158,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _calibrate(parser, args)
     if args.command == "chat":
         return _chat(parser, args)
+    if args.command == "schema":
+        sys.stdout.write(receipt_schema())
+        return 0
     return 0  # pragma: no cover - argparse requires a command
+
+
+def receipt_schema() -> str:
+    """The receipt's JSON Schema as written to JSON (``mode="serialization"``: the computed
+    totals included), with the schema version, as ``escalate schema`` prints it."""
+    import json
+
+    from escalate._receipt import SCHEMA_VERSION, Receipt
+
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        **Receipt.model_json_schema(mode="serialization"),
+    }
+    schema["title"] = f"escalate receipt, schema version {SCHEMA_VERSION}"
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
 
 
 def _add_chat(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

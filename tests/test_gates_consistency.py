@@ -1,5 +1,5 @@
 """consistency, directly: what makes two answers agree, which one is returned, its score
-and reasons, its configuration. End to end through the engine: tests/test_gates_engine.py."""
+and reasons, its configuration. End to end through the engine: tests/test_gating.py."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """asked_confidence, directly: the follow-up request it builds, how it reads the reply,
-its configuration. End to end through the engine: tests/test_gates_engine.py."""
+its configuration. End to end through the engine: tests/test_gating.py."""
 
 from __future__ import annotations
 
