@@ -10,7 +10,7 @@ which is why every decision can be checked here step by step.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -29,6 +29,7 @@ from escalate import (
     receipt_of,
 )
 from escalate._answers import shape_of
+from escalate._breaker import Breaker
 from escalate._checks import as_trigger
 from escalate._engine import walk
 from escalate._outcomes import Answered, Failed
@@ -67,6 +68,10 @@ class Deployment:
     streams: bool = False
     usd_per_token: Decimal | None = None
 
+    @property
+    def breaker_key(self) -> Hashable:
+        return ("fake", self.name)
+
     def check_flavour(self, is_async: bool) -> None:
         return None
 
@@ -89,6 +94,7 @@ class FakeTier:
     gates: tuple[Any, ...] = ()
     gate_reasks: int = 0
     on_timeout: Literal["retry", "escalate"] = "retry"
+    breaker: Breaker | None = None  # the engine's walk is tested without breakers
 
 
 def tier(name: str, *deployments: str, **settings: Any) -> FakeTier:
