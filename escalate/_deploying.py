@@ -75,55 +75,78 @@ def _with_retries(
     admitted = _breaker.current().admit(deployment.breaker_key, tier.breaker)
     if isinstance(admitted, Refusal):
         return _skipped(tier, deployment, admitted, purpose, ledger)
-    leave: Ticket = admitted
+    held = _Held(admitted)
     on_partial = None
     if deployment.streams:
         on_partial = ledger.partials(tier.name, deployment.name, request.unwrap_partials)
     call = Call(deployment, request.messages, request.response_model, on_partial, request.context)
     try:
-        ledger.sending(tier.name, deployment)
-        result: TierCall = yield call
-        ledger.record(result, purpose, request.reask)
-        _report(leave, result, tier, deployment, ledger)
+        result = yield from _send(call, tier, held, ledger, purpose, request.reask)
         if not _retryable(result, tier):
             return _slow(result, tier, ledger)  # the common case never builds a retry state
-        mode = testing_mode()
-        retrying = plan.retry.retrying(cap=mode.attempts if mode is not None else None)
-        retrying.begin()
-        state = tenacity.RetryCallState(retrying, fn=None, args=(), kwargs={})
-        _failed_again(state, result, plan, ledger)
-        while True:
-            try:
-                action = retrying.iter(state)
-            except Transient as exhausted:
-                return exhausted.failed
-            if isinstance(action, tenacity.DoSleep):
-                state.prepare_for_next_attempt()
-                admitted = _breaker.current().admit(deployment.breaker_key, tier.breaker)
-                if isinstance(admitted, Refusal):
-                    return _left_open(result, ledger)
-                leave = admitted
-                if mode is None:
-                    yield Sleep(float(action))
-                else:
-                    ledger.notes.append(
-                        f"test mode: a {float(action):g}s wait before retrying "
-                        f"{deployment.name!r} (tier {tier.name!r}) was skipped"
-                    )
-            elif isinstance(action, tenacity.DoAttempt):
-                ledger.sending(tier.name, deployment)
-                result = yield call
-                ledger.record(result, "retry")
-                _report(leave, result, tier, deployment, ledger)
-                if _retryable(result, tier):
-                    _failed_again(state, result, plan, ledger)
-                else:
-                    state.set_result(_slow(result, tier, ledger))
-            else:
-                return action  # type: ignore[no-any-return]
+        return (yield from _retry(plan, tier, call, result, held, ledger))
     finally:
-        if leave.registry is not None and not leave.done:
-            leave.registry.release(leave)  # the call was stopped mid-request
+        held.release()  # a no-op unless the call was stopped mid-request
+
+
+@dataclass
+class _Held:
+    """The breaker's admission for the request in flight (renewed before each retry)."""
+
+    ticket: Ticket
+
+    def release(self) -> None:
+        if self.ticket.registry is not None and not self.ticket.done:
+            self.ticket.registry.release(self.ticket)
+
+
+def _send(
+    call: Call, tier: EngineTier, held: _Held, ledger: Ledger, purpose: Purpose, reask: int
+) -> Generator[Step, Any, TierCall]:
+    """One request: sent, recorded, and reported to the deployment's breaker."""
+    ledger.sending(tier.name, call.deployment)
+    result: TierCall = yield call
+    ledger.record(result, purpose, reask)
+    _report(held.ticket, result, tier, call.deployment, ledger)
+    return result
+
+
+def _retry(
+    plan: Plan, tier: EngineTier, call: Call, result: TierCall, held: _Held, ledger: Ledger
+) -> Generator[Step, Any, TierCall]:
+    """Retries after a provider failure, as tenacity decides: waits, then requests."""
+    deployment = call.deployment
+    mode = testing_mode()
+    retrying = plan.retry.retrying(cap=mode.attempts if mode is not None else None)
+    retrying.begin()
+    state = tenacity.RetryCallState(retrying, fn=None, args=(), kwargs={})
+    _failed_again(state, result, plan, ledger)
+    while True:
+        try:
+            action = retrying.iter(state)
+        except Transient as exhausted:
+            return exhausted.failed
+        if isinstance(action, tenacity.DoSleep):
+            state.prepare_for_next_attempt()
+            admitted = _breaker.current().admit(deployment.breaker_key, tier.breaker)
+            if isinstance(admitted, Refusal):
+                return _left_open(result, ledger)
+            held.ticket = admitted
+            if mode is None:
+                yield Sleep(float(action))
+            else:
+                ledger.notes.append(
+                    f"test mode: a {float(action):g}s wait before retrying "
+                    f"{deployment.name!r} (tier {tier.name!r}) was skipped"
+                )
+        elif isinstance(action, tenacity.DoAttempt):
+            result = yield from _send(call, tier, held, ledger, "retry", 0)
+            if _retryable(result, tier):
+                _failed_again(state, result, plan, ledger)
+            else:
+                state.set_result(_slow(result, tier, ledger))
+        else:
+            return action  # type: ignore[no-any-return]
 
 
 def _skipped(
