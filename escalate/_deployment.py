@@ -359,7 +359,8 @@ class Deployment:
         served = record.get("served_model")
         priced = self._price(served, input_tokens, output_tokens, cached)
         cost, source, note = priced.cost_usd, priced.source, priced.note
-        if record.get("response") is None:
+        free = self.config.price is not None and self.config.price.is_free
+        if record.get("response") is None and not free:  # a free tier costs 0 regardless
             cost, source, note = unanswered_cost(trigger)
         raw = record.get("raw_output")
         return Attempt(

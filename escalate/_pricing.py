@@ -24,22 +24,44 @@ class Price:
     """A price per million tokens, in USD, for tiers genai-prices does not know (or that
     you pay differently for: a negotiated rate, a self-hosted model).
 
-    ``cached_input`` defaults to ``input`` (no discount assumed).
+    ``cached_input`` defaults to ``input`` (no discount assumed). ``note`` is copied into
+    every receipt attempt this price priced (``cost_note``), so a reader sees where the
+    figure came from: ``Price(input="0.2", output="0.6", note="our vLLM box, amortised")``.
+
+    A local model costs what you say it costs: nothing is assumed for a ``compatible/``
+    tier. :meth:`free` says it costs nothing, and the receipt says that you said so.
     """
 
     input: Decimal | float | str
     output: Decimal | float | str
     cached_input: Decimal | float | str | None = None
+    note: str | None = None
+
+    @classmethod
+    def free(cls, note: str = "local model") -> Price:
+        """A price of zero, for a model you run yourself (llama.cpp, Ollama, vLLM on your
+        own machine). Receipts then price its attempts at ``0`` with ``cost_source ==
+        "tier price"`` and ``cost_note`` saying the zero was the tier's own price."""
+        return cls(input=0, output=0, note=f"{note}: priced at $0 by its tier (Price.free)")
 
     def __post_init__(self) -> None:
         for name in ("input", "output", "cached_input"):
             value = getattr(self, name)
             if value is None:
                 continue
+            if isinstance(value, bool):
+                raise ValueError(f"Price.{name} must be a number, got {value!r}")
             as_decimal = Decimal(str(value))
             if not as_decimal.is_finite() or as_decimal < 0:
                 raise ValueError(f"Price.{name} must be a finite number >= 0, got {value!r}")
             object.__setattr__(self, name, as_decimal)
+        if self.note is not None and not isinstance(self.note, str):
+            raise ValueError(f"Price.note must be a str, got {self.note!r}")
+
+    @property
+    def is_free(self) -> bool:
+        """Every rate is zero: any usage, even an unreported one, costs nothing."""
+        return self.input == 0 and self.output == 0 and self.cached_input in (None, 0)
 
     def cost(self, input_tokens: int, output_tokens: int, cached_tokens: int) -> Decimal:
         cached_rate = Decimal(self.input if self.cached_input is None else self.cached_input)
@@ -82,13 +104,21 @@ def price_usage(
     ``priced_by_genai`` is false for tiers whose provider genai-prices cannot be trusted
     to know (an OpenAI-compatible server of your own): only ``override`` prices those.
     """
+    if override is not None and override.is_free:
+        return Priced(Decimal(0), "tier price", override.note)
     if input_tokens is None or output_tokens is None:
         return Priced(None, None, "the response reported no token usage")
     cached = cached_tokens or 0
     if override is not None:
-        return Priced(override.cost(input_tokens, output_tokens, cached), "tier price", None)
+        cost = override.cost(input_tokens, output_tokens, cached)
+        return Priced(cost, "tier price", override.note)
     if not priced_by_genai:
-        return Priced(None, None, f"no price for a {provider} tier: give Tier(price=Price(...))")
+        return Priced(
+            None,
+            None,
+            f"no price for a {provider} tier: give Tier(price=Price(...)), "
+            "or Price.free() for a model you run yourself",
+        )
     if model is None:
         return Priced(None, None, "the response did not say which model served it")
     try:
