@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import email.utils
 import json
+import re
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -30,6 +32,7 @@ __all__ = [
     "Classified",
     "cassette_miss",
     "classify",
+    "is_bad_request_body",
     "retry_after",
     "short",
     "unanswered_cost",
@@ -141,10 +144,53 @@ def _classify_sdk_error(error: BaseException) -> tuple[Trigger, str, int | None]
         return "bad_response", f"the provider sent a body that does not parse: {error}", None
     if isinstance(error, _sdk_classes("APIStatusError")):
         status: int = getattr(error, "status_code", 0)
+        if status >= 500 and is_bad_request_body(getattr(error, "body", None)):
+            return None  # the request itself is wrong: it would fail the same everywhere
         if status in TRANSIENT_STATUS or status >= 500:
             trigger: Trigger = TRANSIENT_STATUS.get(status, "server_error")
             return trigger, f"HTTP {status}: {short(str(error))}", status
     return None
+
+
+_BAD_REQUEST_TYPES = frozenset(
+    {"invalid_request_error", "invalid_request", "bad_request", "validation_error"}
+)
+# A serialised FastAPI/pydantic request validation error whose location is the request body:
+# ``'loc': ('body', 'response_format', 'type')`` (repr) or ``"loc": ["body", ...]`` (JSON).
+_BODY_VALIDATION = re.compile(r"""['"]loc['"]\s*:\s*[(\[]\s*['"]body['"]""")
+
+
+def is_bad_request_body(body: object) -> bool:
+    """Whether a 5xx error body says the *request* was invalid, so that retrying it, here or
+    at a fallback, would fail the same way.
+
+    Some OpenAI-compatible servers answer a request they cannot validate with a 500:
+    llama.cpp's (llama-cpp-python) wraps FastAPI's request validation error in
+    ``{"error": {"type": "internal_server_error", "message": "1 validation error: {'type':
+    'literal_error', 'loc': ('body', 'response_format', 'type'), ...}"}}``. Only clear signs
+    count: an error ``type`` naming a bad request (``invalid_request_error``), FastAPI's own
+    ``{"detail": [{"loc": [...], "msg": ...}]}``, or a message holding a validation error
+    located in the request ``body``. Anything else stays a server error, and is retried.
+    """
+    if not isinstance(body, Mapping):
+        return False
+    inner = body.get("error")
+    candidates = [body, inner] if isinstance(inner, Mapping) else [body]
+    for candidate in candidates:
+        kind = candidate.get("type")
+        if isinstance(kind, str) and kind.lower() in _BAD_REQUEST_TYPES:
+            return True
+        detail = candidate.get("detail")
+        if (
+            isinstance(detail, list)
+            and detail
+            and all(isinstance(d, Mapping) and "loc" in d and "msg" in d for d in detail)
+        ):
+            return True
+        message = candidate.get("message")
+        if isinstance(message, str) and _BODY_VALIDATION.search(message):
+            return True
+    return False
 
 
 def _is_garbled_body(error: BaseException, cause: BaseException) -> bool:
