@@ -344,3 +344,21 @@ def test_the_confidence_gate_is_refused_on_a_tools_tier(llama_server: str) -> No
         escalating(
             tiers=[_local(llama_server)], response_model=Capital, gates=[logprob_confidence(0.5)]
         )(_ask)
+
+
+# --- without the extra ----------------------------------------------------------------------
+
+
+def test_without_the_extra_it_skips_outside_ci_and_fails_in_ci(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "llama_cpp" else real(name)
+    )
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match=r"pip install -e '\.\[local\]'"):
+        _need_local_model()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI must run the local-model tests"):
+        _need_local_model()
