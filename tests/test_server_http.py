@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import anthropic
+import httpx2
 import instructor
 import openai
 import pytest
@@ -78,6 +79,53 @@ def test_drop_is_a_connection_error_and_the_client_recovers(
     with pytest.raises(anthropic.APIConnectionError):
         claude.messages.create(model=CLAUDE, max_tokens=10, messages=USER)
     assert len(server.requests) == 3  # a dropped request is still recorded
+
+
+def test_drop_halfway_sends_headers_and_half_the_body_then_closes(
+    server: ProviderServer, oai: openai.OpenAI, claude: anthropic.Anthropic
+) -> None:
+    server.script(GPT, Drop(halfway=True, reply=Reply(text="cut")))
+    body = json.dumps({"model": GPT, "messages": USER}).encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw:
+        raw.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n"
+            b"content-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        received = b""
+        while chunk := raw.recv(65536):
+            received += chunk
+    head, _, partial = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    length = int(
+        next(line for line in head.split(b"\r\n") if line.startswith(b"content-length")).split(
+            b":"
+        )[1]
+    )
+    assert 0 < len(partial) < length and len(partial) == length // 2
+
+    server.script(GPT, Drop(halfway=True), Reply(text="back"))
+    server.script(CLAUDE, Drop(halfway=True))
+    with pytest.raises(openai.APIConnectionError) as err:
+        oai.chat.completions.create(model=GPT, messages=USER)
+    assert not isinstance(err.value, openai.APITimeoutError)
+    assert (
+        oai.chat.completions.create(model=GPT, messages=USER).choices[0].message.content == "back"
+    )
+    with pytest.raises(anthropic.APIConnectionError):
+        claude.messages.create(model=CLAUDE, max_tokens=10, messages=USER)
+
+
+def test_drop_halfway_through_a_stream_ends_it_early(
+    server: ProviderServer, oai: openai.OpenAI
+) -> None:
+    server.script(GPT, Drop(halfway=True, reply=Reply(text="a longer streamed answer here")))
+    stream = oai.chat.completions.create(model=GPT, messages=USER, stream=True)
+    pieces: list[str] = []
+    # The SDK does not wrap errors raised while iterating a stream: httpx2's own arrives.
+    with pytest.raises(httpx2.RemoteProtocolError, match="incomplete chunked read"):
+        for chunk in stream:
+            pieces.extend(choice.delta.content or "" for choice in chunk.choices)
+    assert pieces and "".join(pieces) != "a longer streamed answer here"
 
 
 def test_delay_beyond_client_timeout_is_a_timeout(

@@ -16,7 +16,15 @@ import escalate.testing._server._openai as _openai
 from escalate.testing._server._answers import Answer, new_id, resolve
 from escalate.testing._server._cache import PromptCache
 from escalate.testing._server._tokens import Tokenizer, to_json
-from escalate.testing._server._values import Drop, Fault, Malformed, Outcome, Provider, Request
+from escalate.testing._server._values import (
+    Drop,
+    Fault,
+    Malformed,
+    Outcome,
+    Provider,
+    Reply,
+    Request,
+)
 
 __all__ = ["HTTPServer", "Owner"]
 
@@ -200,6 +208,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, request: Request, outcome: Outcome) -> None:
         provider = request.provider
         if isinstance(outcome, Drop):
+            if outcome.halfway:
+                self._serve_halfway(request, outcome.reply or Reply())
             self.close_connection = True
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
@@ -231,6 +241,36 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             name, request_id = self._request_id_header(provider)
             self._send(200, payload, "application/json", {name: request_id})
+
+    def _serve_halfway(self, request: Request, reply: Reply) -> None:
+        """The first half of `reply`'s answer, headers whole; the caller then hangs up."""
+        provider = request.provider
+        owner = self._owner()
+        plan = owner.prompt_cache.plan(request, owner.tokenizer)
+        answer = resolve(reply, request, owner.tokenizer, plan)
+        name, request_id = self._request_id_header(provider)
+        if request.stream:
+            events = _STREAMS[provider](request, answer)
+            head = (
+                "HTTP/1.1 200 OK\r\n"
+                "content-type: text/event-stream; charset=utf-8\r\n"
+                "transfer-encoding: chunked\r\n"
+                f"{name}: {request_id}\r\n\r\n"
+            ).encode("latin-1")
+            sent = b"".join(b"%x\r\n%s\r\n" % (len(e), e) for e in events[: len(events) // 2])
+            data = head + sent
+        else:
+            body = to_json(_BODIES[provider](request, answer)).encode()
+            head = (
+                "HTTP/1.1 200 OK\r\n"
+                "content-type: application/json\r\n"
+                f"content-length: {len(body)}\r\n"
+                f"{name}: {request_id}\r\n\r\n"
+            ).encode("latin-1")
+            data = head + body[: len(body) // 2]
+        with contextlib.suppress(OSError):
+            self.wfile.write(data)
+            self.wfile.flush()
 
     def _request_id_header(self, provider: Provider) -> tuple[str, str]:
         return _REQUEST_ID_HEADERS[provider], new_id("req_")

@@ -236,7 +236,17 @@ class Fault:
 
 @dataclass(frozen=True)
 class Drop:
-    """Read the request, then close the connection without answering (a connection error)."""
+    """Read the request, then close the connection without a whole answer (a connection error).
+
+    By default nothing is sent. `halfway=True` starts the answer `reply` (default `Reply()`)
+    would have been, then closes mid-body: the status line and headers (a `content-length`
+    for the whole body, or a chunked event stream) and the first half of the body's bytes
+    (of a stream: the first half of its events, without the closing chunk). The SDKs then
+    fail while reading the body, not while connecting.
+    """
+
+    halfway: bool = False
+    reply: Reply | None = None
 
 
 @dataclass(frozen=True)
