@@ -20,6 +20,15 @@ BENCHMARKS: dict[str, list[str]] = {
     "throughput": ["throughput.py", "--json", str(OUT / "throughput.json")],
     "calibrate_gsm8k": ["calibrate_gsm8k.py"],
     "gsm8k_cascade": ["gsm8k_cascade.py", "--json", str(OUT / "gsm8k_cascade.json")],
+    "faults": [
+        "faults.py",
+        "--calls",
+        "10000",
+        "--sync-calls",
+        "2000",
+        "--json",
+        str(OUT / "faults.json"),
+    ],
 }
 
 
