@@ -107,7 +107,8 @@ BAD = {"customer_id": "ACME-042", "summary": "An unpaid invoice for widgets"}  #
 
 
 def prompt(call_id: str, index: int) -> str:
-    marker = " " + IMPOSSIBLE if index % 100 == 7 else " " + HARD if index % 10 == 3 else ""
+    pair = index // 2  # calls alternate between the providers: both get every marker
+    marker = " " + IMPOSSIBLE if pair % 100 == 7 else " " + HARD if pair % 10 == 3 else ""
     return f"Extract the invoice in document #{call_id}.{marker}"
 
 
@@ -413,6 +414,7 @@ class Alignment:
     unexplained: list[str] = field(default_factory=list)
 
 
+LATE = " (the busy client read it before enforcing its timeout)"
 UNSEEN_TRIGGERS = ("connection", "timeout")  # a request can fail these before the server reads it
 
 
@@ -480,6 +482,11 @@ def align(tally: Tally, per_call: dict[str, list[list[str]]]) -> Alignment:
     return out
 
 
+def note(kind: str, became: str) -> str:
+    """A mark on an unexpected pairing: a slow reply read in time by a busy client, or (!)."""
+    return LATE if (kind, became) == ("slow", "answered/-") else " (!)"
+
+
 def phase_report(tally: Tally, counted: int, per_model: Counter[str], al: Alignment) -> list[str]:
     made = sum(1 for rows in tally.attempts.values() for a in rows if a[1] != "skipped")
     skipped = sum(1 for rows in tally.attempts.values() for a in rows if a[1] == "skipped")
@@ -524,7 +531,7 @@ def phase_report(tally: Tally, counted: int, per_model: Counter[str], al: Alignm
             continue
         expected = "/".join(EXPECTED_TRIGGER[kind])
         text = ", ".join(
-            f"{t} {n}{'' if t == expected else ' (!)'}"
+            f"{t} {n}{'' if t == expected else note(kind, t)}"
             for t, n in sorted(became.items(), key=lambda kv: -kv[1])
         )
         waits = al.waits.get(kind)
