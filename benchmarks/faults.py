@@ -484,7 +484,8 @@ def align(tally: Tally, per_call: dict[str, list[list[str]]]) -> Alignment:
 
 def note(kind: str, became: str) -> str:
     """A mark on an unexpected pairing: a slow reply read in time by a busy client, or (!)."""
-    return LATE if (kind, became) == ("slow", "answered/-") else " (!)"
+    late = kind == "slow" and became in ("answered/-", "rejected/validation")
+    return LATE if late else " (!)"
 
 
 def phase_report(tally: Tally, counted: int, per_model: Counter[str], al: Alignment) -> list[str]:
@@ -510,7 +511,7 @@ def phase_report(tally: Tally, counted: int, per_model: Counter[str], al: Alignm
     lines += [
         f"requests: server counted {counted}; attempts on receipts that made a request {made}"
         f" (+{skipped} skipped); difference {counted - made}",
-        f"  attempts the server never saw (connection failed before it read them): "
+        f"  attempts the server never saw (a connection or timeout failure before it read them): "
         f"{len(al.unseen)}" + (f", e.g. {al.unseen[:3]}" if al.unseen else ""),
         f"  unexplained: {len(al.unexplained)}"
         + "".join(f"\n    {u}" for u in al.unexplained[:10]),
