@@ -89,6 +89,13 @@ def _from_response(recorder: Recorder) -> Classified | None:
     return None
 
 
+def _mid_stream(recorder: Recorder) -> bool:
+    # A stream's headers arrived (its record has the response) and then its body broke:
+    # the failure is that request's, not another one's.
+    response = recorder.pending[-1].get("response") if recorder.pending else None
+    return hasattr(response, "_iterator")
+
+
 def _refusal(response: Any) -> str | None:
     choices = getattr(response, "choices", None)
     if not choices:
@@ -336,7 +343,7 @@ class Deployment:
         found = _from_response(recorder)
         if found is None:
             found = classify(error)
-            if found.kind == "provider" and not recorder.awaits_response:
+            if found.kind == "provider" and not (recorder.awaits_response or _mid_stream(recorder)):
                 recorder.on_request()  # instructor emitted no request hook for it
         reason = self.scrub(found.reason)
         attempts: tuple[Attempt, ...] = ()

@@ -134,12 +134,25 @@ def _sdk_classes(name: str) -> tuple[type[BaseException], ...]:
     return tuple(getattr(module, name) for module in _loaded_sdks() if hasattr(module, name))
 
 
+def _transport_classes(name: str) -> tuple[type[BaseException], ...]:
+    """The HTTP clients' exception classes called ``name`` (httpx2, which the SDKs use, and
+    httpx), from those already loaded."""
+    modules = (sys.modules.get(client) for client in ("httpx2", "httpx"))
+    return tuple(getattr(m, name) for m in modules if m is not None and hasattr(m, name))
+
+
 def _classify_sdk_error(error: BaseException) -> tuple[Trigger, str, int | None] | None:
     """(trigger, reason, status) for a transient provider failure; None if not one."""
     if isinstance(error, _sdk_classes("APITimeoutError")):
         return "timeout", "the request timed out", None
     if isinstance(error, _sdk_classes("APIConnectionError")):
         return "connection", f"connection failed: {error}", None
+    if isinstance(error, _transport_classes("TimeoutException")):
+        return "timeout", "the request timed out while its body was read", None
+    if isinstance(error, _transport_classes("TransportError")):
+        # Reading a streamed body, the SDKs let the HTTP client's own error through
+        # (a connection closed halfway: RemoteProtocolError): the provider failed.
+        return "connection", f"connection failed while reading the reply: {error}", None
     if isinstance(error, _sdk_classes("APIResponseValidationError")):
         return "bad_response", f"the provider sent a body that does not parse: {error}", None
     if isinstance(error, _sdk_classes("APIStatusError")):

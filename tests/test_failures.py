@@ -199,3 +199,32 @@ def test_retry_after_reads_the_providers_headers(headers: dict[str, str], second
         "slow down", response=httpx2.Response(429, request=request, headers=headers), body=None
     )
     assert retry_after(error) == seconds
+
+
+class _Short(BaseModel):
+    total: int
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_a_stream_cut_off_halfway_is_a_connection_failure_and_retried(
+    build: Any, server: Any, provider: str
+) -> None:
+    # Reading a streamed body, the SDKs let httpx2's RemoteProtocolError through unwrapped:
+    # it is still the provider's failure (the fault suite found it passing through).
+    from escalate.testing._server import Drop, Reply
+
+    url = server.openai_base_url if provider == "openai" else server.anthropic_base_url
+    model = "gpt-4o-mini" if provider == "openai" else "claude-haiku-4-5"
+    tier = Tier(f"{provider}/{model}", base_url=url, api_key="k", stream=True)
+    server.script(
+        model, Drop(halfway=True, reply=Reply(data={"total": 1})), Reply(data={"total": 2})
+    )
+
+    answer = build(tiers=[tier], response_model=_Short)("x")
+
+    attempts = answer._receipt.attempts
+    assert [(a.outcome, a.trigger) for a in attempts] == [
+        ("provider_error", "connection"),
+        ("answered", None),
+    ]
+    assert answer.total == 2
