@@ -14,7 +14,7 @@ import openai
 import pytest
 from pydantic import BaseModel
 
-from escalate import ConfigurationError, Tier, escalating, events, receipt_of
+from escalate import ConfigurationError, Receipt, Tier, escalating, events, receipt_of
 from escalate.events import AttemptFinished, Event, Finished
 from escalate.gates import GateContext
 from escalate.testing._server import Fault, ProviderServer, Reply
@@ -77,15 +77,21 @@ def test_a_gate_that_raises_keeps_the_receipt_and_the_error(
     assert [f.receipt for f in finished] == [receipt] and finished[0].error is raised.value
 
 
-def test_a_gate_returning_true_is_named_and_keeps_the_receipt(
-    build: Callable[..., Callable[..., Any]], server: ProviderServer, pair: tuple[Tier, Tier]
+@pytest.mark.parametrize("score", [True, float("nan"), float("inf")])
+def test_a_gate_returning_a_non_score_is_named_and_keeps_the_receipt(
+    build: Callable[..., Callable[..., Any]],
+    server: ProviderServer,
+    pair: tuple[Tier, Tier],
+    score: object,
 ) -> None:
-    def yes(answer: Invoice, context: GateContext) -> bool:
-        return True
+    def odd(answer: Invoice, context: GateContext) -> object:
+        return score
 
     server.script(_model(pair[0]), Reply(data={"total": 3}))
-    with pytest.raises(TypeError, match=r"gate yes returned True: a score must be a finite"):
-        build(tiers=list(pair), response_model=Invoice, gates=[yes])("x")
+    with pytest.raises(TypeError, match=r"gate odd returned .*a score must be a finite") as raised:
+        build(tiers=list(pair), response_model=Invoice, gates=[odd])("x")
+    receipt = receipt_of(raised.value)  # nan once broke the receipt's JSON round trip
+    assert Receipt.from_json(receipt.to_json()) == receipt and len(receipt.attempts) == 1
 
 
 def test_an_unmatched_provider_error_passes_through_with_the_spend_before_it(

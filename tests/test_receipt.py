@@ -179,3 +179,15 @@ def test_python_m_escalate_version() -> None:
     from importlib.metadata import version
 
     assert out.stdout.strip() == f"escalate {version('escalate')}"
+
+
+def test_summaries_say_who_answered_and_how_it_ended() -> None:
+    stored = Receipt.from_json(FIXTURE_V1.read_text())
+    line = stored.summary()
+    assert f"answered by {stored.answered_by}; path " in line and " via " not in line
+    failed = stored.model_copy(update={"outcome": "failed", "answered_by": None})
+    assert (
+        f"{stored.function}: failed; path " in failed.summary() and "by -" not in failed.summary()
+    )
+    best = stored.model_copy(update={"outcome": "best_effort"})
+    assert f"best effort from {stored.answered_by}" in best.summary()
