@@ -80,7 +80,7 @@ def test_logprob_confidence_without_logprobs_rejects_saying_why(completion: Any)
 
 def test_logprob_confidence_asks_for_logprobs_and_refuses_tiers_without_them() -> None:
     gate = logprob_confidence(0.8)
-    assert dict(gate.request_kwargs) == {"logprobs": True}
+    assert dict(gate.request_kwargs) == {"logprobs": True, "top_logprobs": 1}
     json_schema = instructor.Mode.JSON_SCHEMA
     gate.check_tier(Tier("openai/gpt-4o-mini", mode=json_schema))
     gate.check_tier(Tier("openai/gpt-4o-mini", mode=instructor.Mode.JSON))

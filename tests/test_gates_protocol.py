@@ -102,7 +102,7 @@ def test_the_built_in_gates_have_the_capabilities_the_engine_uses() -> None:
     assert isinstance(asked_confidence(), FollowUpGate)
     logprob = logprob_confidence(0.5)
     assert isinstance(logprob, TierAwareGate) and isinstance(logprob, RequestingGate)
-    assert dict(logprob.request_kwargs) == {"logprobs": True}
+    assert dict(logprob.request_kwargs) == {"logprobs": True, "top_logprobs": 1}
     assert all(isinstance(gate, ModelAwareGate) for gate in FIELD_GATES)
 
 

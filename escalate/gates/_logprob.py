@@ -77,7 +77,10 @@ class LogprobConfidence:
     quantile: float
     name: str
 
-    request_kwargs: ClassVar[Mapping[str, Any]] = types.MappingProxyType({"logprobs": True})
+    # top_logprobs too: llama.cpp's server returns no logprobs without it (OpenAI does either way).
+    request_kwargs: ClassVar[Mapping[str, Any]] = types.MappingProxyType(
+        {"logprobs": True, "top_logprobs": 1}
+    )
     """Merged into the tier's requests: OpenAI returns logprobs only when asked."""
 
     @property
