@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from escalate import events
+import escalate.events as events
 from escalate._self_escalation import SelfEscalation
 from escalate.events import Hook
 from escalate.exceptions import ConfigurationError

@@ -18,8 +18,8 @@ from typing import Any
 
 import tenacity
 
-from escalate import _breaker
 from escalate._breaker import Refusal, Report, Ticket
+from escalate._breaker import current as current_breakers
 from escalate._ledger import Ledger
 from escalate._outcomes import Failed, TierCall
 from escalate._plan import Backend, Call, EngineTier, Messages, Plan, Sleep, Step
@@ -72,7 +72,7 @@ def _with_retries(
 ) -> Generator[Step, Any, TierCall]:
     """One deployment, retried on provider failures by tenacity's decision machine, as
     long as its circuit breaker lets the requests go."""
-    admitted = _breaker.current().admit(deployment.breaker_key, tier.breaker)
+    admitted = current_breakers().admit(deployment.breaker_key, tier.breaker)
     if isinstance(admitted, Refusal):
         return _skipped(tier, deployment, admitted, purpose, ledger)
     held = _Held(admitted)
@@ -128,7 +128,7 @@ def _retry(
             return exhausted.failed
         if isinstance(action, tenacity.DoSleep):
             state.prepare_for_next_attempt()
-            admitted = _breaker.current().admit(deployment.breaker_key, tier.breaker)
+            admitted = current_breakers().admit(deployment.breaker_key, tier.breaker)
             if isinstance(admitted, Refusal):
                 return _left_open(result, ledger)
             held.ticket = admitted
