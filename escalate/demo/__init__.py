@@ -21,7 +21,15 @@ from typing import IO, Literal
 
 from pydantic import BaseModel
 
-from escalate import AllTiersFailed, Price, Tier, configure, escalating, receipt_of
+from escalate import (
+    AllTiersFailed,
+    Price,
+    Tier,
+    configure,
+    escalating,
+    feedback,
+    receipt_of,
+)
 from escalate.demo.answers import final_answer, has_answer_line
 from escalate.demo.arithmetic import arithmetic_errors
 from escalate.demo.gsm8k import Problem, few_shot_prompt, load_problems
@@ -200,14 +208,21 @@ def sample(limit: int | None) -> list[Problem]:
     return [problems[int(i * step)] for i in range(limit)]
 
 
-def _solve(solver: Callable[[str], Solution], problem: Problem, tally: Tally) -> str:
+def _solve(
+    solver: Callable[[str], Solution], problem: Problem, tally: Tally, *, judge: bool = False
+) -> str:
     try:
         solution = solver(problem.question)
     except AllTiersFailed as error:
         tally.add(False, error.receipt.known_cost_usd)
         return "failed"
     receipt = receipt_of(solution)
-    tally.add(solution.answer == problem.gold, receipt.cost_usd, receipt.escalated)
+    correct = solution.answer == problem.gold
+    tally.add(correct, receipt.cost_usd, receipt.escalated)
+    if judge:
+        # The demo plays a user who checks each answer against GSM8K's gold answer: the
+        # verdicts feed the store's quality by tier.
+        feedback(receipt, good=correct, reason=None if correct else f"gold is {problem.gold}")
     if receipt.escalated:
         move = receipt.escalations[0]
         return f"mixtral -> gpt-4   ({move.reason})"
@@ -218,8 +233,9 @@ def run_demo(
     limit: int | None = 40, *, out: IO[str], verbose: bool = True, store: str | None = None
 ) -> dict[Literal["mixtral", "gpt-4", "cascade"], Tally]:
     """Run the cascade over a sample and print each call and the summary. With ``store``
-    (a database URL or a SQLite file), the cascade's receipts are written there and the
-    report's summary is printed after the demo's."""
+    (a database URL or a SQLite file), the cascade's receipts are written there, each
+    answer's verdict against the gold answer is recorded as feedback, and the report's
+    summary is printed after the demo's."""
     problems = sample(limit)
     tallies = {name: Tally(name) for name in ("mixtral", "gpt-4", "cascade")}
     with ProviderServer() as server:
@@ -240,7 +256,7 @@ def run_demo(
             _solve(cheap_alone, problem, tallies["mixtral"])
             _solve(strong_alone, problem, tallies["gpt-4"])
             before = tallies["cascade"].right
-            path = _solve(cascade, problem, tallies["cascade"])
+            path = _solve(cascade, problem, tallies["cascade"], judge=store is not None)
             if verbose:
                 mark = "right" if tallies["cascade"].right > before else "WRONG"
                 print(f"  #{number:<3} {mark:<5}  {_short(path, 96)}", file=out)

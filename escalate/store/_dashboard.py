@@ -280,8 +280,8 @@ def _reasons(report: Report) -> str:
         "reasons",
         "Top escalation reasons",
         _table(
-            ["trigger", "gate", "reason", "count"],
-            [[r.trigger, r.gate or "", r.reason, r.count] for r in report.reasons],
+            ["trigger", "gate", "reason", "count", "example"],
+            [[r.trigger, r.gate or "", r.reason, r.count, r.example] for r in report.reasons],
             table_id="table-reasons",
         ),
         _table(

@@ -152,10 +152,15 @@ class Quality:
 
 @dataclass
 class ReasonCount:
+    """How often calls moved up for one kind of reason."""
+
     trigger: str
     gate: str | None
     reason: str
+    """The kind of reason: its particulars (numbers, field values) left out."""
     count: int
+    example: str
+    """One such reason in full."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

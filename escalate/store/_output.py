@@ -140,8 +140,8 @@ def _sections(report: Report) -> Iterable[tuple[str, list[str], list[list[str]]]
     )
     yield (
         "Top escalation reasons",
-        ["trigger", "gate", "reason", "count"],
-        [[r.trigger, r.gate or "", r.reason, str(r.count)] for r in report.reasons],
+        ["trigger", "gate", "reason", "count", "example"],
+        [[r.trigger, r.gate or "", r.reason, str(r.count), r.example] for r in report.reasons],
     )
     yield (
         "Calibration hints",

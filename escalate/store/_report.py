@@ -8,6 +8,7 @@ and equal what the receipts themselves say (a test holds them equal).
 from __future__ import annotations
 
 import operator
+import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -261,13 +262,32 @@ def _quality(data: Loaded) -> list[Quality]:
 
 
 def _reasons(data: Loaded, top: int) -> list[ReasonCount]:
+    """Moves up by trigger, gate and the kind of reason (see :func:`reason_kind`), most
+    frequent first, each with one reason in full as its example."""
     counts: Counter[tuple[str, str | None, str]] = Counter()
+    examples: dict[tuple[str, str | None, str], str] = {}
     for moves in data.moves.values():
         for m in moves:
             if m.kind == "up":
-                counts[(m.trigger, m.gate, _first_line(m.reason))] += 1
+                key = (m.trigger, m.gate, reason_kind(m.reason, m.gate))
+                counts[key] += 1
+                examples.setdefault(key, _first_line(m.reason))
     ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0][0], kv[0][1] or "", kv[0][2]))
-    return [ReasonCount(t, g, r, n) for (t, g, r), n in ordered[:top]]
+    return [ReasonCount(t, g, r, n, examples[(t, g, r)]) for (t, g, r), n in ordered[:top]]
+
+
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+def reason_kind(reason: str, gate: str | None = None) -> str:
+    """What kind of reason this is, without its particulars: the gate's name prefix
+    dropped, the text up to its first colon, numbers as ``N`` (``"wrong arithmetic"``,
+    ``"the answer N is not a whole non-negative number"``)."""
+    text = " ".join(reason.split())
+    if gate and text.startswith(gate + ":"):
+        text = text[len(gate) + 1 :].strip()
+    head = text.split(":", 1)[0].strip() or text
+    return _first_line(_NUMBER.sub("N", head), 120)
 
 
 def _first_line(reason: str, limit: int = 160) -> str:
