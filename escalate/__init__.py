@@ -15,7 +15,8 @@ from escalate._results import Text, awith_receipt, receipt_of, with_receipt
 from escalate._retry import Retry
 from escalate._routing import options
 from escalate._self_escalation import SelfEscalation, SelfEscalationRequest
-from escalate._storing import configure, feedback, flush, from_environment
+from escalate._storing import configure, feedback, flush
+from escalate._storing import from_environment as _from_environment
 from escalate._storing import stats as store_stats
 from escalate.exceptions import (
     AllTiersFailed,
@@ -69,4 +70,4 @@ __all__ = [
     "with_receipt",
 ]
 
-from_environment()
+_from_environment()

@@ -196,16 +196,17 @@ class Writer:
                 self._batches += 1
                 self._settled.notify_all()
             return
+        reason = f"{type(error).__name__}: {error}"
+        # Logged before it is counted: once flush() returns, the record is out too.
+        logger.error(
+            "escalate: %r could not write %d receipt(s) (%d failed before these): %s",
+            self.store,
+            len(batch),
+            self._failed,
+            reason,
+        )
         with self._lock:
             self._failed += len(batch)
             self._errors += 1
-            self._last_error = f"{type(error).__name__}: {error}"
-            failed = self._failed
+            self._last_error = reason
             self._settled.notify_all()
-        logger.error(
-            "escalate: %r could not write %d receipt(s) (%d failed so far): %s",
-            self.store,
-            len(batch),
-            failed,
-            self._last_error,
-        )
