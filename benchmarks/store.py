@@ -36,7 +36,7 @@ import escalate
 from escalate import Receipt, Tier, escalating
 from escalate._receipt import new_receipt_id
 from escalate.store import Store
-from escalate.testing import ProviderServer, Reply
+from escalate.testing import FunctionTier, ProviderServer, Reply
 
 MODEL = "gpt-4o-mini"
 
@@ -46,8 +46,12 @@ class Invoice(BaseModel):
     total: float
 
 
-def _solver(server: ProviderServer, name: str) -> Callable[[str], Invoice]:
-    tier = Tier(f"openai/{MODEL}", base_url=server.openai_base_url, api_key="-")
+def _solver(server: ProviderServer | None, name: str) -> Callable[[str], Invoice]:
+    tier: Any
+    if server is None:  # no HTTP at all: the worst case for the store's share
+        tier = FunctionTier("fake", lambda m: {"customer_id": "ACME", "total": 1234.5})
+    else:
+        tier = Tier(f"openai/{MODEL}", base_url=server.openai_base_url, api_key="-")
 
     def prompt(text: str) -> str:
         return f"Extract the invoice in: {text}"
@@ -63,10 +67,13 @@ def _block(solve: Callable[[str], Invoice], calls: int, times: list[float]) -> N
         times.append(time.perf_counter() - started)
 
 
-def per_call(calls: int, block: int, url: str) -> dict[str, Any]:
+def per_call(calls: int, block: int, url: str, *, http: bool = True) -> dict[str, Any]:
     with ProviderServer() as server:
         server.respond(MODEL, lambda request: Reply(data={"customer_id": "ACME", "total": 1234.5}))
-        stored, plain = _solver(server, "with_store"), _solver(server, "without_store")
+        where = server if http else None
+        suffix = "" if http else "_fake"
+        stored = _solver(where, "with_store" + suffix)
+        plain = _solver(where, "without_store" + suffix)
         escalate.configure(store=url, functions=[stored])
         for solve in (stored, plain):  # warm-up: clients, schema, the store's creation
             _block(solve, 50, [])
@@ -119,6 +126,18 @@ def throughput(url: str, receipts: list[Receipt], batch: int = 500) -> float:
     return len(receipts) / elapsed
 
 
+def _print(pc: dict[str, Any], what: str) -> None:
+    print(
+        f"per call ({pc['calls_each']} calls each side, {what}):\n"
+        f"  median without the store  {pc['median_without_store_ms']:.3f} ms\n"
+        f"  median with the store     {pc['median_with_store_ms']:.3f} ms  "
+        f"(x{pc['median_ratio']:.3f}, {100 * (pc['median_ratio'] - 1):+.1f}%)\n"
+        f"  block wall per call, flush included: {pc['block_per_call_without_store_ms']:.3f} ms "
+        f"-> {pc['block_per_call_with_store_ms']:.3f} ms ({100 * (pc['block_ratio'] - 1):+.1f}%)\n"
+        f"  receipts written {pc['written']}, failed {pc['failed']}, dropped {pc['dropped']}"
+    )
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=2_000, help="calls per side")
@@ -128,17 +147,15 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     folder = Path(tempfile.mkdtemp(prefix="escalate-bench-store-"))
     url = f"sqlite:///{folder / 'calls.db'}"
-    result: dict[str, Any] = {"per_call": per_call(args.calls, args.block, url)}
-    pc = result["per_call"]
-    print(
-        f"per call ({pc['calls_each']} calls each side, real SDK to a local server):\n"
-        f"  median without the store  {pc['median_without_store_ms']:.3f} ms\n"
-        f"  median with the store     {pc['median_with_store_ms']:.3f} ms  "
-        f"(x{pc['median_ratio']:.3f}, {100 * (pc['median_ratio'] - 1):+.1f}%)\n"
-        f"  block wall per call, flush included: {pc['block_per_call_without_store_ms']:.3f} ms "
-        f"-> {pc['block_per_call_with_store_ms']:.3f} ms ({100 * (pc['block_ratio'] - 1):+.1f}%)\n"
-        f"  receipts written {pc['written']}, failed {pc['failed']}, dropped {pc['dropped']}"
-    )
+    result: dict[str, Any] = {
+        "per_call": per_call(args.calls, args.block, url),
+        "per_call_fake_tier": per_call(args.calls, args.block, url, http=False),
+    }
+    for key, what in (
+        ("per_call", "real SDK and instructor to a local server over HTTP"),
+        ("per_call_fake_tier", "an in-process fake tier, no HTTP: the worst case"),
+    ):
+        _print(result[key], what)
     receipts = _receipts(url, args.receipts)
     targets = {"sqlite": f"sqlite:///{folder / 'throughput.db'}"}
     if os.environ.get("ESCALATE_TEST_POSTGRES"):

@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from escalate._economics import break_even_rate
 from escalate._pricing import Price
 from escalate.store._calibration import hints
 from escalate.store._figures import (
@@ -33,6 +32,7 @@ from escalate.store._query import Filters, Loaded, load
 from escalate.store._savings import (
     METHOD,
     Rate,
+    break_even_rate,
     first_request_tokens,
     strongest_tier,
     tier_rate,

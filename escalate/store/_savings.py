@@ -23,7 +23,14 @@ from typing import Any
 
 from escalate._pricing import Price, price_usage
 
-__all__ = ["METHOD", "Rate", "first_request_tokens", "strongest_tier", "tier_rate"]
+__all__ = [
+    "METHOD",
+    "Rate",
+    "break_even_rate",
+    "first_request_tokens",
+    "strongest_tier",
+    "tier_rate",
+]
 
 METHOD = (
     "Estimate: each call's own tokens (its first request's input and output) priced at the "
@@ -146,3 +153,12 @@ def first_request_tokens(attempts: Sequence[Any]) -> tuple[int | None, int | Non
         if a.outcome != "skipped" and a.input_tokens is not None and a.output_tokens is not None:
             return int(a.input_tokens), int(a.output_tokens)
     return None, None
+
+
+def break_even_rate(cheap_cost_per_call: Decimal, strong_cost_per_call: Decimal) -> float | None:
+    """``1 - cheap / strong``: the escalation rate past which the cascade costs more than
+    the strongest tier alone (the same figure as ``escalate calibrate``'s; None when the
+    strongest tier's cost is zero)."""
+    if strong_cost_per_call <= 0:
+        return None
+    return float(1 - cheap_cost_per_call / strong_cost_per_call)
