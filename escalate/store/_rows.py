@@ -13,6 +13,38 @@ __all__ = ["Rows", "path_of", "rows_of"]
 
 PATH_SEPARATOR = ">"
 
+# Read attribute by attribute: model_dump() per attempt was a third of the writer's time.
+_ATTEMPT_COLUMNS = (
+    "tier",
+    "deployment",
+    "provider",
+    "requested_model",
+    "served_model",
+    "purpose",
+    "reask",
+    "outcome",
+    "trigger",
+    "gate",
+    "reason",
+    "status_code",
+    "input_tokens",
+    "output_tokens",
+    "cached_tokens",
+    "cost_usd",
+    "cost_source",
+    "latency_s",
+)
+_MOVE_COLUMNS = (
+    "kind",
+    "from_tier",
+    "from_deployment",
+    "to_tier",
+    "to_deployment",
+    "trigger",
+    "gate",
+    "reason",
+)
+
 
 @dataclass
 class Rows:
@@ -31,28 +63,7 @@ class Rows:
                 {
                     "call_id": receipt.id,
                     "seq": seq,
-                    **attempt.model_dump(
-                        include={
-                            "tier",
-                            "deployment",
-                            "provider",
-                            "requested_model",
-                            "served_model",
-                            "purpose",
-                            "reask",
-                            "outcome",
-                            "trigger",
-                            "gate",
-                            "reason",
-                            "status_code",
-                            "input_tokens",
-                            "output_tokens",
-                            "cached_tokens",
-                            "cost_usd",
-                            "cost_source",
-                            "latency_s",
-                        }
-                    ),
+                    **{name: getattr(attempt, name) for name in _ATTEMPT_COLUMNS},
                     "started_at": _utc(attempt.started_at),
                     "hour": _utc(attempt.started_at).hour,
                 }
@@ -74,7 +85,7 @@ class Rows:
                 {
                     "call_id": receipt.id,
                     "seq": seq,
-                    **move.model_dump(exclude={"question"}),
+                    **{name: getattr(move, name) for name in _MOVE_COLUMNS},
                 }
             )
         for key, tag in receipt.tags.items():
