@@ -29,6 +29,7 @@ BENCHMARKS: dict[str, list[str]] = {
         "--json",
         str(OUT / "faults.json"),
     ],
+    "store": ["store.py", "--json", str(OUT / "store.json")],
 }
 
 

@@ -15,6 +15,9 @@ from escalate._results import Text, awith_receipt, receipt_of, with_receipt
 from escalate._retry import Retry
 from escalate._routing import options
 from escalate._self_escalation import SelfEscalation, SelfEscalationRequest
+from escalate._storing import configure, feedback, flush
+from escalate._storing import from_environment as _from_environment
+from escalate._storing import stats as store_stats
 from escalate.exceptions import (
     AllTiersFailed,
     BreakerOpen,
@@ -56,9 +59,15 @@ __all__ = [
     "Tier",
     "__version__",
     "awith_receipt",
+    "configure",
     "escalating",
+    "feedback",
+    "flush",
     "options",
     "receipt_of",
     "set_breakers",
+    "store_stats",
     "with_receipt",
 ]
+
+_from_environment()

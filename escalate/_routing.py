@@ -16,10 +16,14 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from escalate._plan import CallInfo, Plan
-from escalate._receipt import Route
+from escalate._receipt import Receipt, Route
 from escalate.exceptions import ConfigurationError
 
-__all__ = ["as_budget", "options", "resolve"]
+__all__ = ["REGENERATES_TAG", "as_budget", "options", "resolve"]
+
+REGENERATES_TAG = "escalate.regenerates"
+"""The tag ``options(regenerates=...)`` files a call under: the id of the call it
+regenerates (the receipt store links the two; quality by tier counts it)."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,7 @@ def options(
     task: str | None = None,
     tags: Mapping[str, str] | None = None,
     context: Mapping[str, Any] | None = None,
+    regenerates: object = None,
 ) -> Iterator[None]:
     """Per-call settings for every escalating call made inside the block.
 
@@ -53,6 +58,10 @@ def options(
     - ``task``: the task class the receipt files the call under (replacing ``task=``).
     - ``tags``: string key/values for the receipt, added to the decorator's.
     - ``context``: instructor's validation context, replacing the decorator's.
+    - ``regenerates``: the result (or receipt, or receipt id) of the call this one
+      regenerates; the receipt store links them (``reason`` defaults to ``"regenerate"``).
+      With ``reason="regenerate"`` alone, the store links the previous call of the same
+      function and task class.
 
     Blocks nest: an inner block keeps whatever of the enclosing block's settings it does
     not set itself, and adds its tags to the enclosing block's.
@@ -63,6 +72,9 @@ def options(
         raise ConfigurationError(f"task must be a str naming a task class, got {task!r}")
     outer = _current.get()
     merged = {**(outer.tags if outer is not None else {}), **check_tags(tags or {}, "options")}
+    if regenerates is not None:
+        merged[REGENERATES_TAG] = _receipt_id(regenerates)
+        reason = reason or "regenerate"
     if context is not None and not isinstance(context, Mapping):
         raise ConfigurationError(f"context must be a mapping, got {type(context).__name__}")
     budget = as_budget(budget_usd)
@@ -78,6 +90,22 @@ def options(
         yield
     finally:
         _current.reset(token)
+
+
+def _receipt_id(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Receipt):
+        return value.id
+    from escalate._results import receipt_of
+
+    try:
+        return receipt_of(value).id
+    except (LookupError, TypeError):
+        raise ConfigurationError(
+            f"options(regenerates=...) takes a result of an escalating call, its receipt or "
+            f"the receipt's id, got {type(value).__name__}"
+        ) from None
 
 
 def check_tags(tags: object, where: str) -> dict[str, str]:

@@ -1,5 +1,5 @@
-"""The ``escalate`` command: ``escalate demo``, ``escalate chat``, ``escalate calibrate``,
-``escalate schema`` and ``escalate --version``."""
+"""The ``escalate`` command: ``escalate demo``, ``chat``, ``calibrate``, ``report``,
+``dashboard``, ``store``, ``schema`` and ``escalate --version``."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ import argparse
 import importlib
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
+
+from escalate._cli_store import STORE_COMMANDS, add_store_commands, run_store_command
 
 if TYPE_CHECKING:
     from escalate.calibrate import Calibration, Objective
@@ -139,21 +142,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--limit", type=int, default=40, help="questions to run (default 40)")
     demo.add_argument("--all", action="store_true", help="every uncontaminated dev question")
     demo.add_argument("--quiet", action="store_true", help="print the summary only")
+    demo.add_argument(
+        "--store", help="write the cascade's receipts here (default: a temporary SQLite file)"
+    )
     _add_chat(commands)
     _add_calibrate(commands)
     commands.add_parser(
         "schema",
         help="print the JSON Schema of receipts (docs/receipt-schema.json is this output)",
     )
+    add_store_commands(commands)
     args = parser.parse_args(argv)
 
     if args.command == "demo":
-        from escalate.demo import run_demo
-
-        if args.limit < 1:
-            parser.error("--limit must be at least 1")
-        run_demo(None if args.all else args.limit, out=sys.stdout, verbose=not args.quiet)
-        return 0
+        return _demo(parser, args)
+    if args.command in STORE_COMMANDS:
+        return run_store_command(parser, args)
     if args.command == "calibrate":
         return _calibrate(parser, args)
     if args.command == "chat":
@@ -177,6 +181,24 @@ def receipt_schema() -> str:
     }
     schema["title"] = f"escalate receipt, schema version {SCHEMA_VERSION}"
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+
+
+def _demo(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from escalate.demo import run_demo
+
+    if args.limit < 1:
+        parser.error("--limit must be at least 1")
+    store = args.store
+    if store is None:
+        try:
+            import sqlalchemy  # noqa: F401
+        except ModuleNotFoundError:
+            print("(no store: pip install 'escalate[store]' to keep the receipts)")
+        else:
+            store = str(Path(tempfile.mkdtemp(prefix="escalate-demo-")) / "receipts.db")
+    limit = None if args.all else args.limit
+    run_demo(limit, out=sys.stdout, verbose=not args.quiet, store=store)
+    return 0
 
 
 def _add_chat(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

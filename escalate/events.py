@@ -16,6 +16,9 @@ A call of an escalating function emits, in order:
   the model itself asked, its restated question);
 - :class:`Finished` once, with the result or the error, and the receipt.
 
+Outside any call, a receipt store's watch (``escalate.store.Watch``) hands
+:class:`AlertRaised` to the global hooks (and its own) when a rate leaves its band.
+
 Two ways to receive them:
 
 - hooks, for logs, metrics or a UI: ``@escalating(..., hooks=[fn])`` for one function, or
@@ -37,11 +40,13 @@ import queue
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from escalate._receipt import Attempt, Receipt
 
 __all__ = [
+    "AlertRaised",
     "AttemptFinished",
     "BreakerClosed",
     "BreakerOpened",
@@ -153,6 +158,21 @@ class Finished:
     error: BaseException | None = None
 
 
+@dataclass(frozen=True)
+class AlertRaised:
+    """A store watch found its band left (``escalate.store.Watch``): not part of a call.
+    ``function`` is the watched function (or ``""`` for a task class or all calls)."""
+
+    function: str
+    kind: str
+    """``escalation_ceiling``, ``escalation_drift``, ``cheap_quality`` or ``cost_per_hour``."""
+    message: str
+    value: float
+    limit: float
+    window_start: datetime
+    window_end: datetime
+
+
 Event = (
     TierStarted
     | PartialAnswer
@@ -162,6 +182,7 @@ Event = (
     | MovedSideways
     | Escalated
     | Finished
+    | AlertRaised
 )
 Hook = Callable[[Event], None]
 

@@ -21,7 +21,15 @@ from typing import IO, Literal
 
 from pydantic import BaseModel
 
-from escalate import AllTiersFailed, Price, Tier, escalating, receipt_of
+from escalate import (
+    AllTiersFailed,
+    Price,
+    Tier,
+    configure,
+    escalating,
+    feedback,
+    receipt_of,
+)
 from escalate.demo.answers import final_answer, has_answer_line
 from escalate.demo.arithmetic import arithmetic_errors
 from escalate.demo.gsm8k import Problem, few_shot_prompt, load_problems
@@ -29,6 +37,7 @@ from escalate.gates import GateContext, Rejected
 from escalate.testing._server import ProviderServer, Reply, Request
 
 __all__ = [
+    "CASCADE",
     "CHEAP",
     "STRONG",
     "Solution",
@@ -148,14 +157,22 @@ def strong_tier(server: ProviderServer, *, timeout: float | None = None) -> Tier
     )
 
 
-def build_solver(tiers: Sequence[Tier]) -> Callable[[str], Solution]:
-    """The decorated function a user would write: the 8-shot prompt, a Solution back."""
+def build_solver(
+    tiers: Sequence[Tier], *, name: str | None = None, task: str | None = None
+) -> Callable[[str], Solution]:
+    """The decorated function a user would write: the 8-shot prompt, a Solution back.
+    ``name`` files its receipts as ``escalate.demo.NAME`` (the store keeps the cascade's)."""
 
-    @escalating(tiers=tiers, response_model=Solution)
     def solve(question: str) -> str:
         return few_shot_prompt(question)
 
-    return solve
+    if name is not None:
+        solve.__name__ = solve.__qualname__ = name
+    return escalating(tiers=tiers, response_model=Solution, task=task)(solve)
+
+
+CASCADE = "solve_gsm8k"
+"""The name the demo's cascade files its receipts under: ``escalate.demo.solve_gsm8k``."""
 
 
 # --- the demo -------------------------------------------------------------------------------
@@ -191,14 +208,21 @@ def sample(limit: int | None) -> list[Problem]:
     return [problems[int(i * step)] for i in range(limit)]
 
 
-def _solve(solver: Callable[[str], Solution], problem: Problem, tally: Tally) -> str:
+def _solve(
+    solver: Callable[[str], Solution], problem: Problem, tally: Tally, *, judge: bool = False
+) -> str:
     try:
         solution = solver(problem.question)
     except AllTiersFailed as error:
         tally.add(False, error.receipt.known_cost_usd)
         return "failed"
     receipt = receipt_of(solution)
-    tally.add(solution.answer == problem.gold, receipt.cost_usd, receipt.escalated)
+    correct = solution.answer == problem.gold
+    tally.add(correct, receipt.cost_usd, receipt.escalated)
+    if judge:
+        # The demo plays a user who checks each answer against GSM8K's gold answer: the
+        # verdicts feed the store's quality by tier.
+        feedback(receipt, good=correct, reason=None if correct else f"gold is {problem.gold}")
     if receipt.escalated:
         move = receipt.escalations[0]
         return f"mixtral -> gpt-4   ({move.reason})"
@@ -206,16 +230,23 @@ def _solve(solver: Callable[[str], Solution], problem: Problem, tally: Tally) ->
 
 
 def run_demo(
-    limit: int | None = 40, *, out: IO[str], verbose: bool = True
+    limit: int | None = 40, *, out: IO[str], verbose: bool = True, store: str | None = None
 ) -> dict[Literal["mixtral", "gpt-4", "cascade"], Tally]:
-    """Run the cascade over a sample and print each call and the summary."""
+    """Run the cascade over a sample and print each call and the summary. With ``store``
+    (a database URL or a SQLite file), the cascade's receipts are written there, each
+    answer's verdict against the gold answer is recorded as feedback, and the report's
+    summary is printed after the demo's."""
     problems = sample(limit)
     tallies = {name: Tally(name) for name in ("mixtral", "gpt-4", "cascade")}
     with ProviderServer() as server:
         serve_recorded(server, problems)
         cheap_alone = build_solver([cheap_tier(server, gates=())])
         strong_alone = build_solver([strong_tier(server)])
-        cascade = build_solver([cheap_tier(server), strong_tier(server)])
+        cascade = build_solver(
+            [cheap_tier(server), strong_tier(server)], name=CASCADE, task="gsm8k"
+        )
+        if store is not None:
+            configure(store=store, functions=[cascade])
         print(
             f"escalate demo: {len(problems)} GSM8K questions, recorded answers served by a "
             f"local OpenAI-compatible server at {server.url}\n",
@@ -225,12 +256,30 @@ def run_demo(
             _solve(cheap_alone, problem, tallies["mixtral"])
             _solve(strong_alone, problem, tallies["gpt-4"])
             before = tallies["cascade"].right
-            path = _solve(cascade, problem, tallies["cascade"])
+            path = _solve(cascade, problem, tallies["cascade"], judge=store is not None)
             if verbose:
                 mark = "right" if tallies["cascade"].right > before else "WRONG"
                 print(f"  #{number:<3} {mark:<5}  {_short(path, 96)}", file=out)
+        if store is not None:
+            configure(store=None, functions=[cascade])
     print(_summary(tallies), file=out)
+    if store is not None:
+        _store_summary(store, out)
     return tallies  # type: ignore[return-value]
+
+
+def _store_summary(store: str, out: IO[str]) -> None:
+    from escalate.store import Filters, Store, build_report, summary_lines
+
+    report = build_report(Store(store), Filters(function=f"escalate.demo.{CASCADE}"))
+    print(f"\nThe cascade's receipts are in {store}:", file=out)
+    for line in summary_lines(report):
+        print(f"  {line}", file=out)
+    print(
+        f"  escalate report --store {store}       every table\n"
+        f"  escalate dashboard --store {store} --out dashboard.html   the dashboard",
+        file=out,
+    )
 
 
 def _short(text: str, limit: int) -> str:

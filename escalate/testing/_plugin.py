@@ -438,6 +438,13 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
 # --- options, configuration and the per-test guard -------------------------------------------
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # A test writes receipts to a store only when it configures one itself.
+    from escalate._storing import ignore_environment
+
+    ignore_environment("under pytest, a test configures its own store")
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("escalate")
     group.addoption(
