@@ -52,7 +52,9 @@ class Ledger:
         and its tier: what ``when_unmet="best_effort"`` returns."""
 
     def receipt(self, outcome: CallOutcome, by: str | None) -> Receipt:
-        return Receipt(
+        # Built from values the engine made and checked itself: no second validation on
+        # the hot path (a receipt read back from JSON is validated as usual).
+        return Receipt.model_construct(
             function=self.function,
             task=self.call.task,
             tags=dict(self.call.tags),
@@ -81,11 +83,12 @@ class Ledger:
         (instructor's re-asks after a validation error) as re-asks."""
         self.in_flight = None
         for index, attempt in enumerate(result.attempts):
-            update: dict[str, Any] = {"reask": reask + attempt.reask}
-            update["purpose"] = purpose if index == 0 else "reask"
+            wanted = purpose if index == 0 else "reask"
             if purpose == "answer" and reask and index == 0:
-                update["purpose"] = "reask"
-            attempt = attempt.model_copy(update=update)
+                wanted = "reask"
+            if wanted != attempt.purpose or reask:  # the common first answer needs no copy
+                update = {"reask": reask + attempt.reask, "purpose": wanted}
+                attempt = attempt.model_copy(update=update)
             self.attempts.append(attempt)
             if self.emit is not None:
                 self.emit(AttemptFinished(self.function, attempt))

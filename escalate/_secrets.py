@@ -27,6 +27,7 @@ _QUERY_KEYS = {"key", "api_key", "api-key", "apikey", "token", "access_token", "
 
 _lock = threading.Lock()
 _known: frozenset[str] = frozenset()
+_longest_first: tuple[str, ...] = ()
 
 
 def secrets_of(*, api_key: str | None, client: Any = None, base_url: str | None = None) -> set[str]:
@@ -40,11 +41,13 @@ def secrets_of(*, api_key: str | None, client: Any = None, base_url: str | None 
 
 def remember_secrets(secrets: Iterable[str]) -> None:
     """Add ``secrets`` to the process-wide set that :func:`scrub` removes."""
-    global _known
+    global _known, _longest_first
     new = frozenset(secrets) - _known
     if new:
         with _lock:
             _known = _known | new
+            # Longer keys first, so a key that contains another is replaced whole.
+            _longest_first = tuple(sorted(_known, key=len, reverse=True))
 
 
 def known() -> frozenset[str]:
@@ -53,7 +56,8 @@ def known() -> frozenset[str]:
 
 def scrub(text: str, secrets: Iterable[str] | None = None) -> str:
     """``text`` with every known secret (and every one in ``secrets``) replaced."""
-    for secret in sorted({*_known, *(secrets or ())}, key=len, reverse=True):
+    extra = () if secrets is None else tuple(s for s in secrets if s not in _known)
+    for secret in (*_longest_first, *sorted(extra, key=len, reverse=True)):
         if secret in text:
             text = text.replace(secret, _REDACTED)
     return text
