@@ -370,7 +370,7 @@ class Deployment:
         if record.get("response") is None and not free:  # a free tier costs 0 regardless
             cost, source, note = unanswered_cost(trigger)
         raw = record.get("raw_output")
-        return Attempt.model_construct(  # the recorder's own values: no second validation
+        return Attempt(
             tier=self.tier_name,
             deployment=self.name,
             provider=self.provider.name,

@@ -52,9 +52,7 @@ class Ledger:
         and its tier: what ``when_unmet="best_effort"`` returns."""
 
     def receipt(self, outcome: CallOutcome, by: str | None) -> Receipt:
-        # Built from values the engine made and checked itself: no second validation on
-        # the hot path (a receipt read back from JSON is validated as usual).
-        return Receipt.model_construct(
+        return Receipt(
             function=self.function,
             task=self.call.task,
             tags=dict(self.call.tags),
