@@ -27,6 +27,7 @@ every real provider request raises ``ProviderCallBlocked``, except in tests that
 cassette. Set the ini option ``escalate_cassettes = false`` to leave pytest-recording's
 configuration alone.
 
+Plain vcrpy users get the same cassette behaviour from :func:`configure_vcr`.
 
 Its rooms: request matching is :mod:`escalate.testing._matching`, cassette scrubbing and
 :func:`configure_vcr` are :mod:`escalate.testing._scrubbing`; this module holds the hooks,
