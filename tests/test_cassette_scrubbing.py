@@ -189,3 +189,25 @@ def test_no_key_reaches_a_cassette_whichever_header_carried_it(
     # And every one of them replays offline.
     monkeypatch.setenv("KIT_URL", DEAD_URL)
     run(kit).assert_outcomes(passed=8)
+
+
+def test_a_key_the_core_knows_is_scrubbed_though_no_recorded_request_sent_it() -> None:
+    # One notion of "a key escalate knows": a deployment's key (from any source) is cleaned
+    # from cassettes as it is from receipts, even where no header or query carried it.
+    from types import SimpleNamespace
+
+    from escalate._secrets import remember_secrets
+    from escalate.testing._scrubbing import scrub_request, scrub_response
+
+    key = f"core-known-{uuid.uuid4().hex}"
+    remember_secrets([key])
+    request = SimpleNamespace(
+        headers={"content-type": "application/json"},
+        uri=f"http://127.0.0.1/v1/chat?note={key}",
+        body=f'{{"messages": [{{"role": "user", "content": "{key}"}}]}}',
+    )
+    scrub_request(request)
+    response = {"status": {"code": 200}, "headers": {}, "body": {"string": f"echo {key}"}}
+    scrubbed = scrub_response(response)
+    assert key not in request.uri and key not in request.body
+    assert key not in scrubbed["body"]["string"]
