@@ -1,6 +1,6 @@
-"""What the cassette tests share (a pytest plugin: ``pytest_plugins = ("pytester",
-"tests.cassette_support")``): pytester runs with a clean environment, a local provider
-server that wants a key, and readers of what a run printed and wrote."""
+"""What the cassette tests share: the modules warmed up for pytester's in-process runs,
+the key and addresses they use, and readers of what a run printed and wrote (their
+fixtures are the plugin tests.cassette_fixtures)."""
 
 from __future__ import annotations
 
@@ -39,18 +39,6 @@ INI = """
 asyncio_mode = auto
 asyncio_default_fixture_loop_scope = function
 """
-
-
-@pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("CI", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_BASE_URL"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def kit(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.makeini(INI)
-    return pytester
 
 
 def run(kit: pytest.Pytester, *args: str) -> pytest.RunResult:

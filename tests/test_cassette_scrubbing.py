@@ -12,7 +12,7 @@ import pytest
 from escalate.testing import ProviderServer, Reply
 from tests.cassette_support import DEAD_URL, cassettes, run
 
-pytest_plugins = ("pytester", "tests.cassette_support")
+pytest_plugins = ("pytester", "tests.cassette_fixtures")
 
 
 def _keys_file(secrets: dict[str, str]) -> str:

@@ -14,10 +14,10 @@ import pytest
 from escalate.testing import Fault, ProviderServer, Reply
 from tests.cassette_support import DEAD_URL, INI, KEY, ROOT, cassettes, failure_text, run
 
-pytest_plugins = ("pytester", "tests.cassette_support")
+pytest_plugins = ("pytester", "tests.cassette_fixtures")
 
 
-# Here, not in tests.cassette_support: a plugin's fixture loses to tests/conftest.py's
+# Here, not in tests.cassette_fixtures: a plugin's fixture loses to tests/conftest.py's
 # ``server``, and these tests need one that wants the key.
 @pytest.fixture
 def server() -> Iterator[ProviderServer]:
