@@ -3,12 +3,8 @@ replay offline with the server stopped and no keys, and check what reaches the Y
 
 from __future__ import annotations
 
-import importlib
 import json
-import re
 import shutil
-import textwrap
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,78 +12,17 @@ from typing import Any
 import pytest
 
 from escalate.testing import Fault, ProviderServer, Reply
+from tests.cassette_support import DEAD_URL, INI, KEY, ROOT, cassettes, failure_text, run
 
-pytest_plugins = ("pytester",)
-
-
-def _warm_up() -> None:
-    """pytester's in-process runs forget the modules each run imports, and a second copy
-    breaks registries (instructor's modes, yaml's constructors): import them all here, in
-    the outer process, where they stay."""
-    for module in ("yaml", "vcr", "genai_prices", "instructor.core.hooks", "httpx2"):
-        importlib.import_module(module)
-    import anthropic
-    import instructor
-    import openai
-
-    instructor.from_openai(openai.OpenAI(api_key="unused"), mode=instructor.Mode.TOOLS)
-    instructor.from_openai(openai.AsyncOpenAI(api_key="unused"), mode=instructor.Mode.TOOLS)
-    instructor.from_anthropic(anthropic.Anthropic(api_key="unused"), mode=instructor.Mode.TOOLS)
-    instructor.from_anthropic(
-        anthropic.AsyncAnthropic(api_key="unused"), mode=instructor.Mode.TOOLS
-    )
+pytest_plugins = ("pytester", "tests.cassette_fixtures")
 
 
-_warm_up()
-
-ROOT = Path(__file__).resolve().parent.parent
-KEY = "sk-kit-0123456789abcdef-SECRET"
-DEAD_URL = "http://127.0.0.1:9"  # nothing listens: a replay must never connect
-INI = """
-[pytest]
-asyncio_mode = auto
-asyncio_default_fixture_loop_scope = function
-"""
-
-
-@pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("CI", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_BASE_URL"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def kit(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.makeini(INI)
-    return pytester
-
-
+# Here, not in tests.cassette_fixtures: a plugin's fixture loses to tests/conftest.py's
+# ``server``, and these tests need one that wants the key.
 @pytest.fixture
 def server() -> Iterator[ProviderServer]:
     with ProviderServer(tokens="approx", require_api_key=KEY) as running:
         yield running
-
-
-def run(kit: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return kit.runpytest("-p", "no:cacheprovider", "-p", "no:randomly", *args)
-
-
-def cassettes(kit: pytest.Pytester) -> dict[str, str]:
-    return {
-        path.relative_to(kit.path).as_posix(): path.read_text()
-        for path in sorted(kit.path.rglob("*.yaml"))
-    }
-
-
-def failure_text(result: pytest.RunResult, test: str) -> list[str]:
-    """The lines pytest printed for the failure of ``test``, its header excluded."""
-    lines = result.stdout.lines
-    start = next(i for i, line in enumerate(lines) if re.fullmatch(rf"_+ {test} _+", line))
-    end = next(
-        (i for i in range(start + 1, len(lines)) if re.match(r"(_{3,} \S|={3,} )", lines[i])),
-        len(lines),
-    )
-    return lines[start + 1 : end]
 
 
 # --- record, replay, miss --------------------------------------------------------------------
@@ -311,182 +246,6 @@ def test_in_ci_cassettes_are_replay_only_unless_the_command_line_says_otherwise(
     assert len(server.requests) == 1
     run(kit).assert_outcomes(passed=1)  # and now it replays
     assert len(server.requests) == 1
-
-
-def _keys_file(secrets: dict[str, str]) -> str:
-    """Tests that each send a secret in one header (or the query) and record a cassette."""
-    return textwrap.dedent(
-        f"""
-        import gzip
-        import json
-        import os
-
-        import anthropic
-        import httpx2
-        import openai
-        import pytest
-        from pydantic import BaseModel
-
-        from escalate import Tier, escalating
-
-        URL = os.environ["KIT_URL"]
-        SECRETS = {secrets!r}
-
-
-        class Invoice(BaseModel):
-            total: int
-
-
-        def ask(client):
-            provider = "anthropic" if isinstance(client, anthropic.Anthropic) else "openai"
-            model = "claude-haiku-4-5" if provider == "anthropic" else "gpt-4o-mini"
-
-            @escalating(tiers=[Tier(provider + "/" + model, client=client)], response_model=Invoice)
-            def extract(text):
-                return text
-
-            assert extract("the invoice").total == 3
-
-
-        def oai(api_key, **kwargs):
-            return openai.OpenAI(base_url=URL + "/v1", api_key=api_key, **kwargs)
-
-
-        @pytest.mark.vcr
-        def test_authorization():
-            ask(oai(SECRETS["authorization"]))
-
-
-        @pytest.mark.vcr
-        def test_x_api_key():
-            headers = {{"x-api-key": SECRETS["x-api-key"]}}
-            ask(anthropic.Anthropic(base_url=URL, api_key="unused", default_headers=headers))
-
-
-        @pytest.mark.vcr
-        def test_api_key():
-            ask(oai("unused", default_headers={{"api-key": SECRETS["api-key"]}}))
-
-
-        @pytest.mark.vcr
-        def test_cookie_and_proxy_authorization():
-            headers = {{
-                "cookie": "session=" + SECRETS["cookie"],
-                "proxy-authorization": "Basic " + SECRETS["proxy-authorization"],
-                "x-goog-api-key": SECRETS["x-goog-api-key"],
-            }}
-            ask(oai("unused", default_headers=headers))
-
-
-        @pytest.mark.vcr
-        def test_any_header_holding_a_key_sent_as_auth():
-            secret = SECRETS["any header, known key"]
-            ask(oai(secret, default_headers={{"x-trace-context": secret}}))
-
-
-        @pytest.mark.vcr
-        def test_any_header_holding_a_key_shaped_value():
-            headers = {{"x-trace-context": SECRETS["any header, key shape"]}}
-            ask(oai("unused", default_headers=headers))
-
-
-        @pytest.mark.vcr
-        def test_query():
-            ask(oai("unused", default_query={{"key": SECRETS["query"]}}))
-
-
-        def _gzipped_answer(request):
-            secret = request.headers["authorization"].removeprefix("Bearer ")
-            completion = {{
-                "id": "chatcmpl-" + secret,
-                "object": "chat.completion",
-                "created": 0,
-                "model": "gpt-4o-mini",
-                "choices": [{{
-                    "index": 0,
-                    "finish_reason": "tool_calls",
-                    "message": {{
-                        "role": "assistant",
-                        "content": None,
-                        "tool_calls": [{{
-                            "id": "call_1",
-                            "type": "function",
-                            "function": {{"name": "Invoice", "arguments": '{{"total": 3}}'}},
-                        }}],
-                    }},
-                }}],
-                "usage": {{"prompt_tokens": 10, "completion_tokens": 3, "total_tokens": 13}},
-            }}
-            return httpx2.Response(
-                200,
-                content=gzip.compress(json.dumps(completion).encode()),
-                headers={{
-                    "content-type": "application/json",
-                    "content-encoding": "gzip",
-                    "set-cookie": "session=" + secret,
-                    "x-echo": secret,
-                    "openai-organization": "org-of-the-recording",
-                }},
-            )
-
-
-        @pytest.mark.vcr
-        def test_response_echoing_the_key_gzipped():
-            transport = httpx2.MockTransport(_gzipped_answer)
-            client = oai(
-                SECRETS["response"], http_client=httpx2.Client(transport=transport)
-            )
-            ask(client)
-        """
-    )
-
-
-def test_no_key_reaches_a_cassette_whichever_header_carried_it(
-    kit: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Each case its own secret, not shaped like a key unless the case says so, and in no
-    # environment variable: only what the plugin sees in the request can give it away.
-    token = uuid.uuid4().hex
-    cases = [
-        "authorization",
-        "x-api-key",
-        "api-key",
-        "cookie",
-        "proxy-authorization",
-        "x-goog-api-key",
-        "any header, known key",
-        "query",
-        "response",
-    ]
-    secrets = {case: f"kit{index}{token}" for index, case in enumerate(cases)}
-    secrets["any header, key shape"] = f"sk-proj-{token}"
-    kit.makepyfile(test_keys=_keys_file(secrets))
-    with ProviderServer(tokens="approx") as server:
-        for model in ("gpt-4o-mini", "claude-haiku-4-5"):
-            server.respond(model, lambda request: Reply(data={"total": 3}))
-        monkeypatch.setenv("KIT_URL", server.url)
-        run(kit, "--record-mode=once").assert_outcomes(passed=8)
-        sent = [request.headers for request in server.requests]
-    # The secrets did travel: this test would prove nothing otherwise.
-    assert any(h.get("authorization") == f"Bearer {secrets['authorization']}" for h in sent)
-    assert any(h.get("x-api-key") == secrets["x-api-key"] for h in sent)
-    assert any(h.get("x-trace-context") == secrets["any header, key shape"] for h in sent)
-
-    written = cassettes(kit)
-    assert len(written) == 8
-    everything = "\n".join(written.values())
-    assert token not in everything
-    for header in ("authorization", "x-api-key", "api-key", "cookie", "openai-organization"):
-        assert not re.search(rf"^\s+{header}:", everything, re.MULTILINE), header
-    # The gzipped response is stored as readable text, and its key-free headers are kept.
-    gzipped = written["cassettes/test_keys/test_response_echoing_the_key_gzipped.yaml"]
-    assert "!!binary" not in gzipped and "content-encoding" not in gzipped
-    assert '"object": "chat.completion"' in gzipped and '"id": "chatcmpl-[redacted]"' in gzipped
-    assert "x-echo" not in gzipped
-
-    # And every one of them replays offline.
-    monkeypatch.setenv("KIT_URL", DEAD_URL)
-    run(kit).assert_outcomes(passed=8)
 
 
 # --- blocking providers ----------------------------------------------------------------------

@@ -55,7 +55,7 @@ from escalate.testing._server import Drop, Fault, Malformed, ProviderServer, Rep
 from escalate.testing._testing_mode import is_testing, set_testing
 
 if TYPE_CHECKING:
-    from escalate.testing._plugin import configure_vcr
+    from escalate.testing._scrubbing import configure_vcr
 
 __all__ = [
     "Breakers",
@@ -87,9 +87,9 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # The cassette helpers live in the pytest plugin: import pytest only when asked.
+    # The cassette helpers are for vcrpy users only: load them when asked, not with the kit.
     if name == "configure_vcr":
-        from escalate.testing._plugin import configure_vcr
+        from escalate.testing._scrubbing import configure_vcr
 
         return configure_vcr
     raise AttributeError(f"module 'escalate.testing' has no attribute {name!r}")
