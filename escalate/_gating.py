@@ -8,12 +8,24 @@ an attempt on the receipt with its purpose, so its cost is counted.
 from __future__ import annotations
 
 from collections.abc import Generator
+from dataclasses import replace
 from typing import Any
 
 from escalate._deploying import Request, walk_tier
 from escalate._ledger import Ledger
 from escalate._outcomes import Answered, Failed, TierCall
-from escalate._plan import Backend, Call, CallInfo, Check, Messages, Plan, Sample, Step, Verdict
+from escalate._plan import (
+    Backend,
+    Call,
+    CallInfo,
+    Check,
+    ChoicesBackend,
+    Messages,
+    Plan,
+    Sample,
+    Step,
+    Verdict,
+)
 from escalate._receipt import Purpose
 from escalate._self_escalation import SelfEscalated, choice_model
 from escalate.gates import GateContext
@@ -30,20 +42,27 @@ def answer_on_tier(
     gates = (*plan.gates, *tier.gates)
     offer = _offers_choice(plan, index, ledger)
     failed: Failed | None = None
+    wanted = _samples_wanted(gates)
     for reask in range(tier.gate_reasks + 1):
         request = _request(plan, call, messages, offer, reask)
+        if wanted > 1 and not offer and _in_one_request(gates, tier):
+            request = replace(request, choices=wanted)
         result, deployment = yield from walk_tier(plan, tier, request, ledger)
         result = _as_value(plan, result, offer, ledger)
         if not isinstance(result, Answered) or not gates:
             return result, deployment.name
         answer_at = len(ledger.attempts) - 1  # gates' samples and follow-ups come after it
         samples: tuple[Any, ...] = ()
-        if (wanted := _samples_wanted(gates)) > 1:
-            samples = yield from _sample(plan, tier.name, deployment, request, wanted - 1, ledger)
-            samples = (result.value, *samples)
+        asked = 0
+        if wanted > 1:
+            votes = yield from _votes(plan, tier.name, deployment, request, result, gates, ledger)
+            samples = tuple(value for value, _ in votes if value is not None)
+            asked = len(votes)
             result = _majority(gates, samples, result)
+            ledger.restamp(answer_at, votes=tuple(vote for _, vote in votes))
         follow_up = yield from _follow_up(tier.name, gates, deployment, messages, result, ledger)
         context = _context(plan, call, index, deployment, messages, result, samples, follow_up)
+        context = replace(context, asked=asked)
         verdict: Verdict = yield Check(gates, result.value, context)
         if verdict.rejection is None:
             ledger.restamp(answer_at, scores=verdict.scores)
@@ -127,7 +146,8 @@ def _as_value(plan: Plan, result: TierCall, offer: bool, ledger: Ledger) -> Tier
     if not isinstance(result, Answered):
         return result
     if not offer:
-        return Answered(plan.answer.value_of(result.value), result.attempts, result.completion)
+        value = plan.answer.value_of(result.value)
+        return Answered(value, result.attempts, result.completion, result.choices)
     asked = result.value.escalate
     if asked is None:
         return Answered(result.value.answer, result.attempts, result.completion)
@@ -141,22 +161,87 @@ def _samples_wanted(gates: tuple[Any, ...]) -> int:
     return max((gate.samples for gate in gates if isinstance(gate, SamplingGate)), default=1)
 
 
+Vote = tuple[Any, "str | None"]
+"""(the sample's value, its key): both ``None`` for a failed sample (a provider error, a
+choice that did not validate); a key of ``None`` beside a value: one the key cannot read."""
+
+
+def _in_one_request(gates: tuple[Any, ...], tier: Any) -> bool:
+    """Whether the tier's answering request asks for every sample as a choice (``n``):
+    when the sampling gate says so, or leaves it open and the tier's first deployment takes
+    ``n``. A fallback that cannot is asked once and sampled with separate requests."""
+    chooser = next((gate for gate in gates if isinstance(gate, SamplingGate)), None)
+    setting = getattr(chooser, "one_request", None)
+    if setting is False:
+        return False
+    first = tier.deployments[0]
+    return isinstance(first, ChoicesBackend) and first.supports_n
+
+
+def _key_of(gates: tuple[Any, ...]) -> Any:
+    chooser = next((gate for gate in gates if isinstance(gate, SamplingGate)), None)
+    key = getattr(chooser, "key", None)
+    return key if callable(key) else (lambda value: repr(value))
+
+
+def _vote_of(key: Any, value: Any) -> str | None:
+    try:
+        return str(key(value))
+    except Exception:  # a sample the key cannot read (a missing field) casts no vote
+        return None
+
+
+def _votes(
+    plan: Plan,
+    tier: str,
+    deployment: Backend,
+    request: Request,
+    answered: Answered,
+    gates: tuple[Any, ...],
+    ledger: Ledger,
+) -> Generator[Step, Any, list[Vote]]:
+    """Every sample of this check, the answer's own first, with its key (``None`` for a
+    failed one): the choices of the one request, or further requests made here."""
+    key = _key_of(gates)
+    wanted = _samples_wanted(gates)
+    if answered.choices:  # the answering request asked for every sample as a choice
+        votes: list[Vote] = []
+        for choice in answered.choices:
+            if isinstance(choice, Answered):
+                value = _sample_value(plan, request, choice.value)
+                votes.append((value, _vote_of(key, value)))
+            else:
+                votes.append((None, None))
+        return votes
+    votes = [(answered.value, _vote_of(key, answered.value))]
+    chooser = next((gate for gate in gates if isinstance(gate, SamplingGate)), None)
+    decided: Any = getattr(chooser, "decided", None)
+    stops = callable(decided) and bool(getattr(chooser, "stop_early", False))
+    while len(votes) < wanted:
+        if stops and decided([vote for _, vote in votes]):
+            break
+        count = 1 if stops else wanted - len(votes)
+        drawn = yield from _sample(plan, tier, deployment, request, count, ledger)
+        votes.extend((value, None if value is None else _vote_of(key, value)) for value in drawn)
+    return votes
+
+
 def _sample(
     plan: Plan, tier: str, deployment: Backend, request: Request, count: int, ledger: Ledger
-) -> Generator[Step, Any, tuple[Any, ...]]:
+) -> Generator[Step, Any, list[Any]]:
     """``count`` more answers from the same deployment, for a consistency gate; each is an
-    attempt on the receipt (its cost counted); failed samples are left out of the vote."""
+    attempt on the receipt (its cost counted); a failed sample is ``None``."""
     call = Call(deployment, request.messages, request.response_model, None, request.context)
     ledger.sending(tier, deployment, count)
     results: list[TierCall] = yield Sample(call, count)
-    answers = []
+    answers: list[Any] = []
     for result in results:
         ledger.record(result, "sample")
+        value = None
         if isinstance(result, Answered):
             value = _sample_value(plan, request, result.value)
-            if value is not None:
-                answers.append(value)
-    return tuple(answers)
+        answers.append(value)
+    return answers
 
 
 def _sample_value(plan: Plan, request: Request, parsed: Any) -> Any:

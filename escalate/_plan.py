@@ -27,6 +27,7 @@ __all__ = [
     "Call",
     "CallInfo",
     "Check",
+    "ChoicesBackend",
     "EngineTier",
     "Messages",
     "Plan",
@@ -85,6 +86,35 @@ class Backend(Protocol):
         response_model: type[Any],
         *,
         on_partial: Callable[[Any], None] | None = None,
+        context: Mapping[str, Any] | None = None,
+    ) -> TierCall: ...
+
+
+@runtime_checkable
+class ChoicesBackend(Backend, Protocol):
+    """A backend that can answer one request with several choices (OpenAI's ``n``): one
+    attempt on the receipt, the prompt billed once. It returns an ``Answered`` (its value
+    the first choice that validated, ``choices`` every choice's outcome in order) or a
+    ``Failed`` (the request failed, or no choice validated)."""
+
+    @property
+    def supports_n(self) -> bool: ...
+
+    def call_choices_sync(
+        self,
+        messages: Messages,
+        response_model: type[Any],
+        n: int,
+        *,
+        context: Mapping[str, Any] | None = None,
+    ) -> TierCall: ...
+
+    async def call_choices_async(
+        self,
+        messages: Messages,
+        response_model: type[Any],
+        n: int,
+        *,
         context: Mapping[str, Any] | None = None,
     ) -> TierCall: ...
 
@@ -160,20 +190,30 @@ class CallInfo:
 @dataclass(frozen=True, slots=True)
 class Call:
     """Send ``messages`` to ``deployment``; reply with the :data:`TierCall` it came to.
-    ``on_partial``, when set, receives a streaming tier's partial answers."""
+    ``on_partial``, when set, receives a streaming tier's partial answers. ``choices`` above
+    1 asks a :class:`ChoicesBackend` for that many choices in the one request."""
 
     deployment: Backend
     messages: Messages
     response_model: type[Any]
     on_partial: Callable[[Any], None] | None = None
     context: Mapping[str, Any] | None = None
+    choices: int = 1
 
     def perform_sync(self) -> TierCall:
+        if self.choices > 1 and isinstance(self.deployment, ChoicesBackend):
+            return self.deployment.call_choices_sync(
+                self.messages, self.response_model, self.choices, context=self.context
+            )
         return self.deployment.call_sync(
             self.messages, self.response_model, on_partial=self.on_partial, context=self.context
         )
 
     async def perform_async(self) -> TierCall:
+        if self.choices > 1 and isinstance(self.deployment, ChoicesBackend):
+            return await self.deployment.call_choices_async(
+                self.messages, self.response_model, self.choices, context=self.context
+            )
         return await self.deployment.call_async(
             self.messages, self.response_model, on_partial=self.on_partial, context=self.context
         )

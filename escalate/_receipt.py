@@ -142,6 +142,14 @@ class Attempt(_Frozen):
     """What the model produced, verbatim (tool arguments or text)."""
     scores: dict[str, float] = Field(default_factory=dict)
     """Scores that gates recorded for this answer (confidence and the like)."""
+    choices: int | None = None
+    """How many choices this one request asked for (OpenAI's ``n``: the prompt billed
+    once, the tokens and cost those of every choice); ``None``: one."""
+    votes: tuple[str | None, ...] | None = None
+    """On an answer judged by a consistency vote: every sample's key in the order drawn
+    (this answer's request first), ``None`` for a sample that failed (a provider error or
+    a choice that did not validate); ``None`` when there was no vote. Calibration reads
+    it to replay smaller ``n`` and other thresholds without calling a model again."""
 
 
 class Move(_Frozen):

@@ -30,6 +30,7 @@ else they are unknown (``None``), as with a real tier nobody priced.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import itertools
 import json
@@ -194,6 +195,7 @@ class _FakeTier:
         max_reasks: int,
         gates: Sequence[Any],
         breaker: Breaker | None = DEFAULT_BREAKER,
+        supports_n: bool = False,
     ) -> None:
         kind = type(self).__name__
         if not isinstance(name, str) or not name:
@@ -220,6 +222,9 @@ class _FakeTier:
         self.price = price
         self.max_reasks = max_reasks
         self.gates = tuple(gates)
+        self.supports_n = bool(supports_n)
+        """Whether a request for ``n`` choices is answered in one request (see
+        :meth:`call_choices_sync`); a consistency gate then asks for them so."""
         self._lock = threading.Lock()
         self._calls: list[Messages] = []
 
@@ -476,6 +481,82 @@ class _FakeTier:
             messages = [*messages, *outcome]
         raise AssertionError("unreachable: the last re-ask always finishes")  # pragma: no cover
 
+    def call_choices_sync(
+        self,
+        messages: Messages,
+        response_model: type[Any],
+        n: int,
+        *,
+        context: Mapping[str, Any] | None = None,
+    ) -> TierCall:
+        """Answer one request for ``n`` choices: each choice plays the next item."""
+        started_at, started = datetime.now(UTC), time.perf_counter()
+        self._log(messages)
+        items = [self._next_item(messages) for _ in range(n)]
+        if (delay := max(_delay(item) for item in items)) > 0:
+            time.sleep(delay)
+        return self._choices(items, messages, response_model, n, started_at, started)
+
+    async def call_choices_async(
+        self,
+        messages: Messages,
+        response_model: type[Any],
+        n: int,
+        *,
+        context: Mapping[str, Any] | None = None,
+    ) -> TierCall:
+        """Answer one request for ``n`` choices without blocking the loop."""
+        started_at, started = datetime.now(UTC), time.perf_counter()
+        self._log(messages)
+        items = [await self._next_item_async(messages) for _ in range(n)]
+        if (delay := max(_delay(item) for item in items)) > 0:
+            await asyncio.sleep(delay)
+        return self._choices(items, messages, response_model, n, started_at, started)
+
+    def _choices(
+        self,
+        items: list[object],
+        messages: Messages,
+        response_model: type[Any],
+        n: int,
+        started_at: datetime,
+        started: float,
+    ) -> TierCall:
+        played = [self._play(item, messages, response_model) for item in items]
+        latency = time.perf_counter() - started
+        broken = next((p for p in played if p.tokens is None), None)
+        if broken is not None:  # a provider failure or an exception fails the request
+            attempt = self._attempt(broken, 0, started_at, latency)
+            outcome = self._finish(broken, [attempt.model_copy(update={"choices": n})], 0)
+            assert not isinstance(outcome, list)
+            return outcome
+        tokens = [p.tokens for p in played if p.tokens is not None]
+        whole = _Played(
+            "answered",
+            raw_output="\n".join(p.raw_output or "" for p in played),
+            tokens=(tokens[0][0], sum(t[1] for t in tokens), tokens[0][2]),
+            served_model=played[0].served_model,
+        )
+        outcomes: list[TierCall] = []
+        for one in played:
+            if one.outcome == "answered":
+                outcomes.append(Answered(one.value, ()))
+            else:
+                assert one.failure is not None and one.error is not None
+                trigger = one.trigger or "validation"
+                outcomes.append(Failed(one.failure, trigger, one.reason or "", one.error, ()))
+        first = next((o for o in outcomes if isinstance(o, Answered)), None)
+        if first is None:
+            reason = f"none of the {n} choices validated"
+            whole = dataclasses.replace(whole, outcome="rejected", trigger="validation")
+            whole = dataclasses.replace(whole, reason=reason)
+            attempt = self._attempt(whole, 0, started_at, latency)
+            assert isinstance(outcomes[0], Failed)
+            attempt = attempt.model_copy(update={"choices": n})
+            return Failed("quality", "validation", reason, outcomes[0].error, (attempt,))
+        attempt = self._attempt(whole, 0, started_at, latency).model_copy(update={"choices": n})
+        return Answered(first.value, (attempt,), None, tuple(outcomes))
+
 
 def _dump(data: Any) -> str:
     if isinstance(data, BaseModel):
@@ -539,6 +620,9 @@ class ScriptedTier(_FakeTier):
     - ``gates``: gates checked on this tier's answers only, like ``Tier(gates=...)``.
     - ``breaker``: its circuit breaker, like ``Tier(breaker=...)``: on by default, one per
       fake (never shared with another fake of the same name); ``None`` switches it off.
+    - ``supports_n``: answer a request for ``n`` choices (a consistency gate's samples) in
+      one request, as OpenAI does: each choice plays the next item, validated on its own;
+      one attempt, the input counted once, the output of every choice summed.
 
     ``calls`` holds the messages of every request; ``remaining`` counts unplayed items.
     Safe to share between threads and tasks.
@@ -553,6 +637,7 @@ class ScriptedTier(_FakeTier):
         max_reasks: int = 0,
         gates: Sequence[Any] = (),
         breaker: Breaker | None = DEFAULT_BREAKER,
+        supports_n: bool = False,
     ) -> None:
         super().__init__(
             name,
@@ -561,6 +646,7 @@ class ScriptedTier(_FakeTier):
             max_reasks=max_reasks,
             gates=gates,
             breaker=breaker,
+            supports_n=supports_n,
         )
         for index, item in enumerate(items):
             _check_item(item, f"ScriptedTier({name!r}) item {index}")
@@ -617,6 +703,7 @@ class FunctionTier(_FakeTier):
         max_reasks: int = 0,
         gates: Sequence[Any] = (),
         breaker: Breaker | None = DEFAULT_BREAKER,
+        supports_n: bool = False,
     ) -> None:
         super().__init__(
             name,
@@ -625,6 +712,7 @@ class FunctionTier(_FakeTier):
             max_reasks=max_reasks,
             gates=gates,
             breaker=breaker,
+            supports_n=supports_n,
         )
         if not callable(fn):
             raise ConfigurationError(
