@@ -46,7 +46,7 @@ def answer_on_tier(
     for reask in range(tier.gate_reasks + 1):
         request = _request(plan, call, messages, offer, reask)
         if wanted > 1 and not offer and _in_one_request(gates, tier):
-            request = replace(request, choices=wanted)
+            request = replace(request, choices=_own_samples(gates))
         result, deployment = yield from walk_tier(plan, tier, request, ledger)
         result = _as_value(plan, result, offer, ledger)
         if not isinstance(result, Answered) or not gates:
@@ -55,7 +55,9 @@ def answer_on_tier(
         samples: tuple[Any, ...] = ()
         asked = 0
         if wanted > 1:
-            votes = yield from _votes(plan, tier.name, deployment, request, result, gates, ledger)
+            votes = yield from _votes(
+                plan, call, tier.name, deployment, request, result, gates, ledger
+            )
             samples = tuple(value for value, _ in votes if value is not None)
             asked = len(votes)
             result = _majority(gates, samples, result)
@@ -178,6 +180,13 @@ def _in_one_request(gates: tuple[Any, ...], tier: Any) -> bool:
     return isinstance(first, ChoicesBackend) and first.supports_n
 
 
+def _own_samples(gates: tuple[Any, ...]) -> int:
+    """The samples the function's own prompt gives (the rest come from prompt variants)."""
+    chooser = next((gate for gate in gates if isinstance(gate, SamplingGate)), None)
+    variants = getattr(chooser, "variants", ()) or ()
+    return _samples_wanted(gates) - int(sum(variant.samples for variant in variants))
+
+
 def _key_of(gates: tuple[Any, ...]) -> Any:
     chooser = next((gate for gate in gates if isinstance(gate, SamplingGate)), None)
     key = getattr(chooser, "key", None)
@@ -193,6 +202,7 @@ def _vote_of(key: Any, value: Any) -> str | None:
 
 def _votes(
     plan: Plan,
+    call: CallInfo,
     tier: str,
     deployment: Backend,
     request: Request,
@@ -201,33 +211,97 @@ def _votes(
     ledger: Ledger,
 ) -> Generator[Step, Any, list[Vote]]:
     """Every sample of this check, the answer's own first, with its key (``None`` for a
-    failed one): the choices of the one request, or further requests made here."""
+    failed one): the choices of the one request, or further requests made here; then the
+    samples of each prompt variant (a consistency gate's ``variants``)."""
     key = _key_of(gates)
-    wanted = _samples_wanted(gates)
-    if answered.choices:  # the answering request asked for every sample as a choice
-        votes: list[Vote] = []
-        for choice in answered.choices:
-            if isinstance(choice, Answered):
-                value = _sample_value(plan, request, choice.value)
-                votes.append((value, _vote_of(key, value)))
-            else:
-                votes.append((None, None))
-        return votes
-    votes = [(answered.value, _vote_of(key, answered.value))]
     chooser = next((gate for gate in gates if isinstance(gate, SamplingGate)), None)
+    variants = tuple(getattr(chooser, "variants", ()) or ())
+    own = _samples_wanted(gates) - sum(variant.samples for variant in variants)
     decided: Any = getattr(chooser, "decided", None)
     stops = callable(decided) and bool(getattr(chooser, "stop_early", False))
-    while len(votes) < wanted:
-        if stops and decided([vote for _, vote in votes]):
-            break
-        count = 1 if stops else wanted - len(votes)
-        drawn = yield from _sample(plan, tier, deployment, request, count, ledger)
-        votes.extend((value, None if value is None else _vote_of(key, value)) for value in drawn)
+    votes: list[Vote] = []
+    if answered.choices:  # the answering request asked for its samples as choices
+        votes.extend(_choice_votes(plan, request, answered, key))
+    else:
+        votes.append((answered.value, _vote_of(key, answered.value)))
+    sources = [(None, request, own - len(votes))]
+    for variant in variants:
+        messages = _variant_messages(variant, call, plan.function)
+        sources.append((variant.name, replace(request, messages=messages), variant.samples))
+    one = (
+        getattr(chooser, "one_request", None) is not False
+        and isinstance(deployment, ChoicesBackend)
+        and deployment.supports_n
+    )
+    for name, asked, count in sources:
+        while count > 0:
+            if stops and decided([vote for _, vote in votes]):
+                return votes
+            batch = 1 if stops else count
+            count -= batch
+            if one and batch > 1:
+                drawn = yield from _choices(plan, tier, deployment, asked, batch, name, ledger)
+            else:
+                drawn = yield from _sample(plan, tier, deployment, asked, batch, ledger, name)
+            votes.extend(
+                (value, None if value is None else _vote_of(key, value)) for value in drawn
+            )
     return votes
 
 
+def _choice_votes(plan: Plan, request: Request, answered: Answered, key: Any) -> list[Vote]:
+    votes: list[Vote] = []
+    for choice in answered.choices:
+        if isinstance(choice, Answered):
+            value = _sample_value(plan, request, choice.value)
+            votes.append((value, _vote_of(key, value)))
+        else:
+            votes.append((None, None))
+    return votes
+
+
+def _variant_messages(variant: Any, call: CallInfo, function: str) -> Messages:
+    from escalate._call import to_messages  # the call path's one conversion of a prompt
+
+    return to_messages(variant.prompt(*call.args, **call.kwargs), f"{function} ({variant.name})")
+
+
+def _choices(
+    plan: Plan,
+    tier: str,
+    deployment: Backend,
+    request: Request,
+    count: int,
+    variant: str | None,
+    ledger: Ledger,
+) -> Generator[Step, Any, list[Any]]:
+    """``count`` samples as the choices of one request (one attempt, ``purpose="sample"``)."""
+    step = Call(deployment, request.messages, request.response_model, None, request.context, count)
+    ledger.sending(tier, deployment)
+    result: TierCall = yield step
+    ledger.record(_with_variant(result, variant), "sample")
+    if isinstance(result, Answered) and result.choices:
+        return [value for value, _ in _choice_votes(plan, request, result, lambda v: v)]
+    if isinstance(result, Answered):
+        return [_sample_value(plan, request, result.value)]
+    return [None] * count
+
+
+def _with_variant(result: TierCall, variant: str | None) -> TierCall:
+    if variant is None:
+        return result
+    attempts = tuple(a.model_copy(update={"variant": variant}) for a in result.attempts)
+    return replace(result, attempts=attempts)
+
+
 def _sample(
-    plan: Plan, tier: str, deployment: Backend, request: Request, count: int, ledger: Ledger
+    plan: Plan,
+    tier: str,
+    deployment: Backend,
+    request: Request,
+    count: int,
+    ledger: Ledger,
+    variant: str | None = None,
 ) -> Generator[Step, Any, list[Any]]:
     """``count`` more answers from the same deployment, for a consistency gate; each is an
     attempt on the receipt (its cost counted); a failed sample is ``None``."""
@@ -236,7 +310,7 @@ def _sample(
     results: list[TierCall] = yield Sample(call, count)
     answers: list[Any] = []
     for result in results:
-        ledger.record(result, "sample")
+        ledger.record(_with_variant(result, variant), "sample")
         value = None
         if isinstance(result, Answered):
             value = _sample_value(plan, request, result.value)

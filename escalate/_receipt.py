@@ -145,6 +145,9 @@ class Attempt(_Frozen):
     choices: int | None = None
     """How many choices this one request asked for (OpenAI's ``n``: the prompt billed
     once, the tokens and cost those of every choice); ``None``: one."""
+    variant: str | None = None
+    """The prompt variant this sample was drawn with (a consistency gate's ``variants``);
+    ``None``: the function's own prompt."""
     votes: tuple[str | None, ...] | None = None
     """On an answer judged by a consistency vote: every sample's key in the order drawn
     (this answer's request first), ``None`` for a sample that failed (a provider error or

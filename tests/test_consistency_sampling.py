@@ -272,3 +272,83 @@ def test_fake_tiers_answer_n_choices_in_one_request(face: str) -> None:
     (attempt,) = receipt_of(pick).attempts
     assert (attempt.choices, attempt.votes) == (3, ("a", None, "a"))
     assert len(cheap.calls) == 1 and cheap.remaining == 0
+
+
+def _cot(question: str) -> str:
+    return f"Think step by step, then answer: {question}"
+
+
+def _pot(question: str) -> str:
+    return f"Write a program that computes the answer, then answer: {question}"
+
+
+def test_a_mixture_of_two_prompts_votes_together_on_a_key(
+    build: Any, server: ProviderServer, openai_tier: Any, anthropic_tier: Any
+) -> None:
+    from escalate.gates import Variant
+
+    def reply(request: Any) -> Reply:
+        text = request.last_user_text
+        totals = ["12", "12.0", "13"] if "program" in text else ["$12", "11", "12"]
+        return Reply(choices=[Choice(data={"total": t}) for t in totals[: request.n]])
+
+    server.respond(MINI, reply)
+    gate = consistency(
+        6, field="total", min_agreement=0.6, variants=[Variant("pot", _pot, samples=3)]
+    )
+    answer = build(
+        _cot, tiers=[openai_tier(MINI, gates=[gate]), anthropic_tier(SONNET)], response_model=Sum
+    )("what is 7 + 5?")
+
+    assert answer.total == "$12"
+    receipt = receipt_of(answer)
+    own, pot = receipt.attempts
+    assert [r.body["n"] for r in server.requests] == [3, 3]  # one request per prompt
+    assert "step by step" in server.requests[0].last_user_text
+    assert "program" in server.requests[1].last_user_text
+    assert (own.purpose, own.variant, own.choices) == ("answer", None, 3)
+    assert (pot.purpose, pot.variant, pot.choices) == ("sample", "pot", 3)
+    assert own.votes == ("12", "11", "12", "12", "12", "13")
+    assert own.scores == {"consistency": pytest.approx(4 / 6)}
+
+
+def test_a_mixture_with_separate_requests_says_each_samples_variant(
+    build: Any, server: ProviderServer, openai_tier: Any, anthropic_tier: Any
+) -> None:
+    from escalate.gates import Variant
+
+    server.respond(
+        MINI,
+        lambda request: Reply(data={"total": "3" if "program" in request.last_user_text else "4"}),
+    )
+    server.respond(SONNET, lambda request: Reply(data={"total": "4"}))
+    gate = consistency(
+        4, field="total", one_request=False, variants=[Variant("pot", _pot, samples=2)]
+    )
+    receipt = receipt_of(
+        build(
+            _cot,
+            tiers=[openai_tier(MINI, gates=[gate]), anthropic_tier(SONNET)],
+            response_model=Sum,
+        )("q")
+    )
+    cheap = [a for a in receipt.attempts if a.tier == f"openai/{MINI}"]
+    assert [(a.purpose, a.variant) for a in cheap] == [
+        ("answer", None),
+        ("sample", None),
+        ("sample", "pot"),
+        ("sample", "pot"),
+    ]
+    assert cheap[0].votes == ("4", "4", "3", "3") and receipt.answered_by == STRONG
+
+
+def test_variants_are_checked() -> None:
+    from escalate import ConfigurationError
+    from escalate.gates import Variant
+
+    with pytest.raises(ConfigurationError, match="leave none"):
+        consistency(3, variants=[Variant("pot", _pot, 3)])
+    with pytest.raises(ConfigurationError, match="distinct"):
+        consistency(5, variants=[Variant("a", _pot, 1), Variant("a", _cot, 1)])
+    with pytest.raises(ConfigurationError, match="sync function"):
+        consistency(5, variants=[Variant("a", "not a function", 1)])  # type: ignore[arg-type]

@@ -34,6 +34,7 @@ the answer. Every sample's key, ``None`` for a failed one, is on the answer's at
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import json
 import re
 from collections import Counter
@@ -47,7 +48,7 @@ from pydantic import BaseModel
 from escalate.exceptions import ConfigurationError
 from escalate.gates._protocol import GateContext, Rejected, SamplingGate
 
-__all__ = ["Consistency", "consistency", "vote_key"]
+__all__ = ["Consistency", "Variant", "consistency", "vote_key"]
 
 _NUMBER = re.compile(r"^[-+]?[$€£]?\s*[-+]?(\d{1,3}(,\d{3})+|\d+)?(\.\d+)?\s*%?$")
 
@@ -94,6 +95,18 @@ def vote_key(value: Any) -> str:
 
 
 @dataclass(frozen=True)
+class Variant:
+    """Another prompt for the same question, for a mixture of prompts: ``prompt`` takes the
+    decorated function's arguments (a sync function of its signature) and returns what the
+    function returns (a str or messages); ``samples`` of the gate's ``n`` are drawn with
+    it, and each of its attempts says ``variant=name`` on the receipt."""
+
+    name: str
+    prompt: Callable[..., Any]
+    samples: int
+
+
+@dataclass(frozen=True)
 class Consistency:
     """See :func:`consistency`."""
 
@@ -108,6 +121,9 @@ class Consistency:
     every deployment of the tier takes ``n`` (None)."""
     stop_early: bool | int = False
     over: Literal["answered", "asked"] = "answered"
+    variants: tuple[Variant, ...] = ()
+    """Prompt variants whose samples join the vote; the function's own prompt gives the
+    answer and the rest of the ``n``."""
 
     @property
     def samples(self) -> int:
@@ -185,6 +201,7 @@ def consistency(
     one_request: bool | None = None,
     stop_early: bool | int = False,
     over: Literal["answered", "asked"] = "answered",
+    variants: Sequence[Variant] = (),
 ) -> Consistency:
     """Sample ``n`` answers from the tier; return the majority; reject when fewer than
     ``min_agreement`` of them agree on ``field`` (a dotted path; None: the whole answer),
@@ -195,7 +212,9 @@ def consistency(
     ``stop_early``: draw separate samples one at a time and stop when the verdict is
     decided (``True``), or also when the first ``stop_early`` samples agree (an int).
     ``over``: the agreement's denominator, the samples that ``"answered"`` or all those
-    ``"asked"`` for. See the module docstring and docs/gates.md for what each costs.
+    ``"asked"`` for. ``variants``: a mixture of prompts (:class:`Variant`), their samples
+    voted with those of the function's own prompt, which gives the rest of the ``n`` (at
+    least one: the answer). See the module docstring and docs/gates.md for what each costs.
     """
     if not isinstance(n, int) or isinstance(n, bool) or n < 2:
         raise ConfigurationError(f"consistency(n=...) needs at least 2 samples, got {n!r}")
@@ -220,8 +239,32 @@ def consistency(
         )
     if over not in ("answered", "asked"):
         raise ConfigurationError(f"over must be 'answered' or 'asked', got {over!r}")
+    mixture = tuple(variants)
+    for variant in mixture:
+        if not isinstance(variant, Variant):
+            raise ConfigurationError(
+                f"consistency(variants=...) takes Variant(...)s, got {variant!r}"
+            )
+        if not callable(variant.prompt) or inspect.iscoroutinefunction(variant.prompt):
+            raise ConfigurationError(
+                f"variant {variant.name!r}: prompt must be a sync function of the decorated "
+                "function's arguments returning its prompt"
+            )
+        if not isinstance(variant.samples, int) or variant.samples < 1:
+            raise ConfigurationError(
+                f"variant {variant.name!r}: samples must be an int >= 1, got {variant.samples!r}"
+            )
+    names = [variant.name for variant in mixture]
+    if len(set(names)) != len(names) or not all(isinstance(x, str) and x for x in names):
+        raise ConfigurationError(f"variants need distinct non-empty names, got {names!r}")
+    if sum(variant.samples for variant in mixture) >= n:
+        raise ConfigurationError(
+            f"consistency(n={n}): the variants' samples "
+            f"({sum(v.samples for v in mixture)}) leave none for the function's own prompt, "
+            "which gives the answer: raise n"
+        )
     one = False if stop_early else one_request
-    return Consistency(n, field, min_agreement, "consistency", key, one, stop_early, over)
+    return Consistency(n, field, min_agreement, "consistency", key, one, stop_early, over, mixture)
 
 
 if TYPE_CHECKING:  # mypy checks the gate has the capabilities the engine uses
