@@ -357,6 +357,31 @@ class Deployment:
             recording.reset(token)
         return self._streamed(last, response_model, recorder)
 
+    # -- prompt caching for repeated requests --------------------------------------------
+
+    @property
+    def prompt_caching(self) -> bool:
+        """Whether this provider caches a marked prompt prefix (Anthropic)."""
+        return self.provider.prompt_caching
+
+    def cache_marked(self, messages: Messages) -> Messages:
+        """``messages`` with the whole prompt marked for the prompt cache (the last content
+        block of the last message gets ``cache_control: ephemeral``), so the samples that
+        repeat the request after the first read it from the cache; unchanged where the
+        provider has no prompt cache."""
+        if not self.provider.prompt_caching or not messages:
+            return messages
+        *head, last = messages
+        content = last.get("content")
+        if isinstance(content, str):
+            blocks: list[Any] = [{"type": "text", "text": content}]
+        elif isinstance(content, list) and content and isinstance(content[-1], dict):
+            blocks = [*content[:-1], dict(content[-1])]
+        else:
+            return messages
+        blocks[-1] = {**blocks[-1], "cache_control": {"type": "ephemeral"}}
+        return [*head, {**last, "content": blocks}]
+
     # -- several choices in one request ---------------------------------------------------
 
     @property

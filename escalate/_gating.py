@@ -16,6 +16,7 @@ from escalate._ledger import Ledger
 from escalate._outcomes import Answered, Failed, TierCall
 from escalate._plan import (
     Backend,
+    CachingBackend,
     Call,
     CallInfo,
     Check,
@@ -47,6 +48,10 @@ def answer_on_tier(
         request = _request(plan, call, messages, offer, reask)
         if wanted > 1 and not offer and _in_one_request(gates, tier):
             request = replace(request, choices=_own_samples(gates))
+        elif wanted > 1 and _caches(tier):  # the samples repeat it: read it from the cache
+            first: Any = tier.deployments[0]
+            marked = first.cache_marked(request.messages)
+            request = replace(request, messages=marked)
         result, deployment = yield from walk_tier(plan, tier, request, ledger)
         result = _as_value(plan, result, offer, ledger)
         if not isinstance(result, Answered) or not gates:
@@ -178,6 +183,12 @@ def _in_one_request(gates: tuple[Any, ...], tier: Any) -> bool:
         return False
     first = tier.deployments[0]
     return isinstance(first, ChoicesBackend) and first.supports_n
+
+
+def _caches(tier: Any) -> bool:
+    """Whether every deployment of the tier caches a marked prompt (one provider's marks
+    are never sent to another's fallback)."""
+    return all(isinstance(d, CachingBackend) and d.prompt_caching for d in tier.deployments)
 
 
 def _own_samples(gates: tuple[Any, ...]) -> int:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Backend",
+    "CachingBackend",
     "Call",
     "CallInfo",
     "Check",
@@ -117,6 +118,18 @@ class ChoicesBackend(Backend, Protocol):
         *,
         context: Mapping[str, Any] | None = None,
     ) -> TierCall: ...
+
+
+@runtime_checkable
+class CachingBackend(Backend, Protocol):
+    """A backend whose provider caches a marked prompt prefix (Anthropic): a request the
+    engine will repeat (a consistency gate's separate samples) is sent marked, so every
+    repeat after the first reads the prompt from the cache, priced as a cache read."""
+
+    @property
+    def prompt_caching(self) -> bool: ...
+
+    def cache_marked(self, messages: Messages) -> Messages: ...
 
 
 class EngineTier(Protocol):

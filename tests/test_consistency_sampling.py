@@ -352,3 +352,33 @@ def test_variants_are_checked() -> None:
         consistency(5, variants=[Variant("a", _pot, 1), Variant("a", _cot, 1)])
     with pytest.raises(ConfigurationError, match="sync function"):
         consistency(5, variants=[Variant("a", "not a function", 1)])  # type: ignore[arg-type]
+
+
+def test_anthropic_samples_read_the_marked_prompt_from_the_cache(
+    build: Any, server: ProviderServer, openai_tier: Any, anthropic_tier: Any
+) -> None:
+    server.respond(SONNET, lambda request: Reply(data={"label": "a"}))
+    gate = consistency(3, field="label")
+    tiers = [anthropic_tier(SONNET, gates=[gate]), openai_tier("gpt-4o")]
+    long_prompt = "Classify the message. " + "An example of the task. " * 200
+    pick = build(tiers=tiers, response_model=Pick)(long_prompt)
+
+    receipt = receipt_of(pick)
+    answer, *samples = receipt.attempts
+    assert [a.purpose for a in receipt.attempts] == ["answer", "sample", "sample"]
+    assert len(server.requests) == 3  # Anthropic has no n: one request per sample
+    content = server.requests[0].body["messages"][-1]["content"]
+    assert content[-1]["cache_control"] == {"type": "ephemeral"}
+    # The answer wrote the prompt to the cache; each sample read it.
+    assert answer.cached_tokens == 0
+    assert answer.input_tokens is not None and answer.input_tokens > 1000
+    for sample in samples:
+        assert sample.cached_tokens is not None and sample.cached_tokens > 1000
+        assert sample.input_tokens == answer.input_tokens
+        assert sample.cost_usd is not None and answer.cost_usd is not None
+        assert sample.cost_usd < answer.cost_usd / 2  # cache reads priced as such
+    # Without samples nothing is marked.
+    server.reset()
+    server.respond(SONNET, lambda request: Reply(data={"label": "a"}))
+    build(tiers=[anthropic_tier(SONNET), openai_tier("gpt-4o")], response_model=Pick)("plain")
+    assert isinstance(server.requests[0].body["messages"][-1]["content"], str)
