@@ -30,6 +30,7 @@ BENCHMARKS: dict[str, list[str]] = {
         str(OUT / "faults.json"),
     ],
     "store": ["store.py", "--json", str(OUT / "store.json")],
+    "consistency": ["consistency.py", "--json", str(OUT / "consistency.json")],
 }
 
 

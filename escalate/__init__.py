@@ -27,6 +27,7 @@ from escalate.exceptions import (
     EscalationFailed,
     ProviderCallBlocked,
     ProviderExhausted,
+    SamplingCostWarning,
 )
 
 try:
@@ -53,6 +54,7 @@ __all__ = [
     "Receipt",
     "Retry",
     "Route",
+    "SamplingCostWarning",
     "SelfEscalation",
     "SelfEscalationRequest",
     "Text",

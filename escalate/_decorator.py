@@ -8,6 +8,7 @@ the prompt function's name, signature, docstring and async-ness (wrapt).
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Literal, ParamSpec, Protocol, TypeVar, overload
@@ -30,8 +31,9 @@ from escalate._retry import Retry
 from escalate._routing import as_budget, check_tags
 from escalate._self_escalation import SelfEscalation
 from escalate.events import Hook
-from escalate.exceptions import ConfigurationError
+from escalate.exceptions import ConfigurationError, SamplingCostWarning
 from escalate.gates import Gate, gate_name, is_async_gate
+from escalate.gates._protocol import SamplingGate
 
 __all__ = ["Prompt", "escalating"]
 
@@ -189,10 +191,28 @@ def escalating(
     return decorate
 
 
+def _warn_sampling_the_strongest(gates: Sequence[Any], built: Sequence[Any]) -> None:
+    """A consistency gate among the function's gates samples every tier, the strongest
+    included, ``n`` times: say so once, when the decorator is applied, with the per-tier
+    way (a tier's own gates) that samples only the cheap tiers."""
+    sampling = [gate for gate in gates if isinstance(gate, SamplingGate) and gate.samples > 1]
+    if not sampling or len(built) < 2:
+        return
+    gate = sampling[0]
+    warnings.warn(
+        f"gate {gate_name(gate)} is among the function's gates, so every tier is sampled "
+        f"{gate.samples} times, the strongest ({built[-1].name!r}) included: to sample only "
+        f"the cheaper tiers, give it to them, Tier(..., gates=[{gate_name(gate)}(...)])",
+        SamplingCostWarning,
+        stacklevel=4,
+    )
+
+
 def _plan(settings: Mapping[str, Any]) -> Plan:
     """Every setting checked, as a plan still waiting for its function's name."""
     gate_list = check_gates(settings["gates"], "gates")
     built = build_tiers(settings["tiers"], gate_list)
+    _warn_sampling_the_strongest(gate_list, built)
     shape = shape_of(settings["response_model"])
     for tier in built:
         check_gates_fit((*gate_list, *tier.gates), shape.declared, tier.name)

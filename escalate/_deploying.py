@@ -41,6 +41,8 @@ class Request:
     purpose: Purpose = "answer"
     reask: int = 0
     context: Mapping[str, Any] | None = None
+    choices: int = 1
+    """Choices asked for in the one request (``n``) where the deployment can give them."""
 
 
 def walk_tier(
@@ -79,7 +81,14 @@ def _with_retries(
     on_partial = None
     if deployment.streams:
         on_partial = ledger.partials(tier.name, deployment.name, request.unwrap_partials)
-    call = Call(deployment, request.messages, request.response_model, on_partial, request.context)
+    call = Call(
+        deployment,
+        request.messages,
+        request.response_model,
+        on_partial,
+        request.context,
+        request.choices,
+    )
     try:
         result = yield from _send(call, tier, held, ledger, purpose, request.reask)
         if not _retryable(result, tier):

@@ -104,6 +104,45 @@ def _refusal(response: Any) -> str | None:
     return refusal if isinstance(refusal, str) and refusal else None
 
 
+def _with_choices(recorder: Recorder) -> Any:
+    """The last response if it came back with choices to read, else None."""
+    response = recorder.pending[-1].get("response") if recorder.pending else None
+    return response if getattr(response, "choices", None) else None
+
+
+def _one_choice(
+    model: Any,
+    single: Any,
+    choice: Any,
+    context: Mapping[str, Any] | None,
+    mode: Any,
+    scrub_text: Callable[[str], str],
+) -> TierCall:
+    """One choice (a completion holding it alone) parsed into the response model."""
+    from pydantic import ValidationError
+
+    refusal = getattr(getattr(choice, "message", None), "refusal", None)
+    if isinstance(refusal, str) and refusal:
+        reason = f"the model refused: {short(refusal, 300)}"
+        return Failed("quality", "refusal", reason, _Refused(reason), ())
+    if getattr(choice, "finish_reason", None) == "length":
+        reason = "the output was cut off at the token limit"
+        return Failed("quality", "truncated", reason, _NoChoice(reason), ())
+    try:
+        value = model.from_response(single, validation_context=context, mode=mode)
+    except ValidationError as error:
+        reason = scrub_text(validation_reason(error))
+        return Failed("quality", "validation", reason, error, ())
+    except Exception as error:  # no tool call, no JSON: the choice is not an answer
+        reason = scrub_text(f"{type(error).__name__}: {short(str(error), 300)}")
+        return Failed("quality", "validation", reason, error, ())
+    return Answered(value, ())
+
+
+class _NoChoice(Exception):
+    """The ``__cause__`` recorded for a choice that gave no answer."""
+
+
 class _NotJson(Exception):
     """The ``__cause__`` recorded for a response body that is not JSON."""
 
@@ -317,6 +356,129 @@ class Deployment:
         finally:
             recording.reset(token)
         return self._streamed(last, response_model, recorder)
+
+    # -- prompt caching for repeated requests --------------------------------------------
+
+    @property
+    def prompt_caching(self) -> bool:
+        """Whether this provider caches a marked prompt prefix (Anthropic)."""
+        return self.provider.prompt_caching
+
+    def cache_marked(self, messages: Messages) -> Messages:
+        """``messages`` with the whole prompt marked for the prompt cache (the last content
+        block of the last message gets ``cache_control: ephemeral``), so the samples that
+        repeat the request after the first read it from the cache; unchanged where the
+        provider has no prompt cache."""
+        if not self.provider.prompt_caching or not messages:
+            return messages
+        *head, last = messages
+        content = last.get("content")
+        if isinstance(content, str):
+            blocks: list[Any] = [{"type": "text", "text": content}]
+        elif isinstance(content, list) and content and isinstance(content[-1], dict):
+            blocks = [*content[:-1], dict(content[-1])]
+        else:
+            return messages
+        blocks[-1] = {**blocks[-1], "cache_control": {"type": "ephemeral"}}
+        return [*head, {**last, "content": blocks}]
+
+    # -- several choices in one request ---------------------------------------------------
+
+    @property
+    def supports_n(self) -> bool:
+        """Whether one request here can ask for several choices (``n``): the provider takes
+        it and the tier does not stream."""
+        return self.provider.supports_n and not self.config.stream
+
+    def _choices_request(
+        self,
+        messages: Messages,
+        response_model: type[Any],
+        n: int,
+        context: Mapping[str, Any] | None,
+    ) -> tuple[dict[str, Any], Recorder]:
+        kwargs, recorder = self.request(messages, response_model, context)
+        # instructor would re-ask the whole request for its first choice alone: each choice
+        # is validated here instead, and one that fails is a failed sample.
+        kwargs.update(n=n, max_retries=0)
+        return kwargs, recorder
+
+    def call_choices_sync(
+        self,
+        messages: Messages,
+        response_model: type[Any],
+        n: int,
+        *,
+        context: Mapping[str, Any] | None = None,
+    ) -> TierCall:
+        """One request for ``n`` choices from a sync face: one attempt, every choice
+        validated on its own (see :class:`~escalate._plan.ChoicesBackend`)."""
+        self._refuse_if_blocked()
+        kwargs, recorder = self._choices_request(messages, response_model, n, context)
+        client = self.instructor(False)
+        token = recording.set(recorder)
+        try:
+            client.create_with_completion(**kwargs)
+        except Exception as error:
+            if _with_choices(recorder) is None:
+                return self.failed(error, recorder)
+        finally:
+            recording.reset(token)
+        return self._choices(recorder, kwargs["response_model"], n, context)
+
+    async def call_choices_async(
+        self,
+        messages: Messages,
+        response_model: type[Any],
+        n: int,
+        *,
+        context: Mapping[str, Any] | None = None,
+    ) -> TierCall:
+        """One request for ``n`` choices from an async face (see :meth:`call_choices_sync`)."""
+        self._refuse_if_blocked()
+        kwargs, recorder = self._choices_request(messages, response_model, n, context)
+        client = await self.async_instructor()
+        token = recording.set(recorder)
+        try:
+            await client.create_with_completion(**kwargs)
+        except Exception as error:
+            if _with_choices(recorder) is None:
+                return self.failed(error, recorder)
+        finally:
+            recording.reset(token)
+        return self._choices(recorder, kwargs["response_model"], n, context)
+
+    def _choices(
+        self, recorder: Recorder, model: Any, n: int, context: Mapping[str, Any] | None
+    ) -> TierCall:
+        """Every choice of the response, validated as instructor validates its first one
+        (tool-call arguments in TOOLS mode, ``message.content`` in the JSON modes)."""
+        import instructor
+
+        response = _with_choices(recorder)
+        assert response is not None
+        record = recorder.pending[-1]
+        record.pop("failure", None)  # instructor judged the first choice alone
+        mode = self.config.mode or instructor.Mode.TOOLS
+        outcomes: list[TierCall] = []
+        raws: list[str] = []
+        for choice in response.choices:
+            single = response.model_copy(update={"choices": [choice]})
+            raws.append(self.provider.raw_output(single) or "")
+            outcomes.append(_one_choice(model, single, choice, context, mode, self.scrub))
+        record["raw_output"] = "\n".join(raws)
+        first = next((o for o in outcomes if isinstance(o, Answered)), None)
+        if first is None:
+            failed = outcomes[0] if outcomes else None
+            reason = f"none of the {len(outcomes)} choices validated"
+            if isinstance(failed, Failed):
+                reason += f"; the first: {failed.reason}"
+            error = failed.error if isinstance(failed, Failed) else _NoChoice(reason)
+            attempts = recorder.attempts(("rejected", "validation", reason, None))
+            attempts = tuple(a.model_copy(update={"choices": n}) for a in attempts)
+            return Failed("quality", "validation", reason, error, attempts)
+        attempts = tuple(a.model_copy(update={"choices": n}) for a in recorder.attempts(None))
+        return Answered(first.value, attempts, response, tuple(outcomes))
 
     # -- outcomes --------------------------------------------------------------------------
 

@@ -27,6 +27,9 @@ class Answered:
     attempts: tuple[Attempt, ...]
     completion: Any = None
     """The raw completion of the answering request (for gates that read logprobs)."""
+    choices: tuple[TierCall, ...] = ()
+    """Every choice of a request that asked for several (``n``), in order, each validated
+    on its own (an answer with no attempts, or a quality failure); empty otherwise."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,9 +24,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Backend",
+    "CachingBackend",
     "Call",
     "CallInfo",
     "Check",
+    "ChoicesBackend",
     "EngineTier",
     "Messages",
     "Plan",
@@ -87,6 +89,47 @@ class Backend(Protocol):
         on_partial: Callable[[Any], None] | None = None,
         context: Mapping[str, Any] | None = None,
     ) -> TierCall: ...
+
+
+@runtime_checkable
+class ChoicesBackend(Backend, Protocol):
+    """A backend that can answer one request with several choices (OpenAI's ``n``): one
+    attempt on the receipt, the prompt billed once. It returns an ``Answered`` (its value
+    the first choice that validated, ``choices`` every choice's outcome in order) or a
+    ``Failed`` (the request failed, or no choice validated)."""
+
+    @property
+    def supports_n(self) -> bool: ...
+
+    def call_choices_sync(
+        self,
+        messages: Messages,
+        response_model: type[Any],
+        n: int,
+        *,
+        context: Mapping[str, Any] | None = None,
+    ) -> TierCall: ...
+
+    async def call_choices_async(
+        self,
+        messages: Messages,
+        response_model: type[Any],
+        n: int,
+        *,
+        context: Mapping[str, Any] | None = None,
+    ) -> TierCall: ...
+
+
+@runtime_checkable
+class CachingBackend(Backend, Protocol):
+    """A backend whose provider caches a marked prompt prefix (Anthropic): a request the
+    engine will repeat (a consistency gate's separate samples) is sent marked, so every
+    repeat after the first reads the prompt from the cache, priced as a cache read."""
+
+    @property
+    def prompt_caching(self) -> bool: ...
+
+    def cache_marked(self, messages: Messages) -> Messages: ...
 
 
 class EngineTier(Protocol):
@@ -160,20 +203,30 @@ class CallInfo:
 @dataclass(frozen=True, slots=True)
 class Call:
     """Send ``messages`` to ``deployment``; reply with the :data:`TierCall` it came to.
-    ``on_partial``, when set, receives a streaming tier's partial answers."""
+    ``on_partial``, when set, receives a streaming tier's partial answers. ``choices`` above
+    1 asks a :class:`ChoicesBackend` for that many choices in the one request."""
 
     deployment: Backend
     messages: Messages
     response_model: type[Any]
     on_partial: Callable[[Any], None] | None = None
     context: Mapping[str, Any] | None = None
+    choices: int = 1
 
     def perform_sync(self) -> TierCall:
+        if self.choices > 1 and isinstance(self.deployment, ChoicesBackend):
+            return self.deployment.call_choices_sync(
+                self.messages, self.response_model, self.choices, context=self.context
+            )
         return self.deployment.call_sync(
             self.messages, self.response_model, on_partial=self.on_partial, context=self.context
         )
 
     async def perform_async(self) -> TierCall:
+        if self.choices > 1 and isinstance(self.deployment, ChoicesBackend):
+            return await self.deployment.call_choices_async(
+                self.messages, self.response_model, self.choices, context=self.context
+            )
         return await self.deployment.call_async(
             self.messages, self.response_model, on_partial=self.on_partial, context=self.context
         )

@@ -59,6 +59,9 @@ class Provider:
     """instructor modes (values) whose answer comes back with its tokens' logprobs."""
     supports_n: bool = False
     """Whether one request can ask for several choices (``n``), the prompt billed once."""
+    prompt_caching: bool = False
+    """Whether a prompt prefix can be marked for the provider's prompt cache
+    (``cache_control``), so repeats of a request read it from the cache."""
 
     def logprob_reason(self, model: str, mode: Mode | None) -> str | None:
         """Why ``model`` in ``mode`` returns no logprobs for its answer; ``None`` if it does."""
@@ -212,6 +215,7 @@ PROVIDERS: dict[str, Provider] = {
         observe_chunk=_observe_anthropic_event,
         genai_provider_id="anthropic",
         default_create_kwargs={"max_tokens": 4096},
+        prompt_caching=True,
     ),
     "compatible": Provider(
         name="compatible",

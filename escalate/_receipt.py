@@ -105,6 +105,10 @@ through unchanged. ``cancelled``: the caller stopped the call."""
 RouteSource = Literal["default", "route", "options", "adaptive"]
 
 
+def _unset(value: object) -> bool:
+    return value is None
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -141,6 +145,19 @@ class Attempt(_Frozen):
     """What the model produced, verbatim (tool arguments or text)."""
     scores: dict[str, float] = Field(default_factory=dict)
     """Scores that gates recorded for this answer (confidence and the like)."""
+    # Fields added after schema v1 (below) are left out of the JSON while unset, so a v1
+    # receipt writes back exactly as it was stored.
+    choices: int | None = Field(default=None, exclude_if=_unset)
+    """How many choices this one request asked for (OpenAI's ``n``: the prompt billed
+    once, the tokens and cost those of every choice); ``None``: one."""
+    variant: str | None = Field(default=None, exclude_if=_unset)
+    """The prompt variant this sample was drawn with (a consistency gate's ``variants``);
+    ``None``: the function's own prompt."""
+    votes: tuple[str | None, ...] | None = Field(default=None, exclude_if=_unset)
+    """On an answer judged by a consistency vote: every sample's key in the order drawn
+    (this answer's request first), ``None`` for a sample that failed (a provider error or
+    a choice that did not validate); ``None`` when there was no vote. Calibration reads
+    it to replay smaller ``n`` and other thresholds without calling a model again."""
 
 
 class Move(_Frozen):

@@ -14,6 +14,9 @@ The tree::
         │                         policy is to raise rather than escalate
         └── BudgetExceeded        the next escalation would pass the call's cost budget
 
+One warning, when the decorator is applied: :class:`SamplingCostWarning`, a consistency
+gate among the function's gates that will sample the strongest tier too.
+
 Exceptions that no trigger matches (a 401 from the provider, a bug in a prompt function)
 are never wrapped: they reach the caller unchanged.
 """
@@ -34,6 +37,7 @@ __all__ = [
     "EscalationFailed",
     "ProviderCallBlocked",
     "ProviderExhausted",
+    "SamplingCostWarning",
 ]
 
 
@@ -86,3 +90,10 @@ class BudgetExceeded(EscalationFailed):
 
 def _rebuild(cls: type[EscalationFailed], message: str, receipt: Receipt) -> EscalationFailed:
     return cls(message, receipt=receipt)
+
+
+class SamplingCostWarning(UserWarning):
+    """A sampling gate (``consistency``) among the function's gates samples every tier,
+    the strongest included, ``n`` times; giving it to the cheaper tiers
+    (``Tier(..., gates=[consistency(...)])``) samples only those. Silence it with
+    :func:`warnings.filterwarnings` when sampling the strongest tier is meant."""

@@ -177,6 +177,7 @@ def test_all_is_exactly_the_public_names_of_the_package() -> None:
         "Gate",
         "GateContext",
         "Rejected",
+        "Variant",
         "asked_confidence",
         "cites",
         "complete",
@@ -191,4 +192,5 @@ def test_all_is_exactly_the_public_names_of_the_package() -> None:
         "not_hedging",
         "not_refusal",
         "self_reported",
+        "vote_key",
     ]

@@ -287,7 +287,9 @@ def test_consistency_returns_the_majority_and_counts_every_sample(
         Reply(data={"label": "Ham ", "why": "c"}),
         Reply(data={"label": "ham", "why": "d"}),
     )
-    ask = build(tiers=tiers, response_model=Pick, gates=[consistency(4, field="label")])
+    ask = build(
+        tiers=tiers, response_model=Pick, gates=[consistency(4, field="label", one_request=False)]
+    )
 
     pick = ask("classify: hello")
 
@@ -307,7 +309,9 @@ def test_consistency_escalates_when_samples_disagree(
 
     server.script("gpt-4o-mini", *(Reply(data={"label": x}) for x in ("a", "b", "c")))
     server.script("claude-sonnet-4-5", *(Reply(data={"label": "b"}) for _ in range(3)))
-    ask = build(tiers=tiers, response_model=Pick, gates=[consistency(3, field="label")])
+    ask = build(
+        tiers=tiers, response_model=Pick, gates=[consistency(3, field="label", one_request=False)]
+    )
 
     receipt = receipt_of(ask("q"))
 

@@ -9,14 +9,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import threading
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
 from escalate._plan import Plan
+from escalate._receipt import Attempt, Receipt
 from escalate.calibrate._economics import TierRun
-from escalate.calibrate._gates import _swap_gate, _Unthresholded
+from escalate.calibrate._gates import _swap_gate, _Unthresholded, seen_samples
 from escalate.calibrate._items import Grader, Item, _grader
 from escalate.calibrate._running import (
     _is_async,
@@ -25,6 +27,7 @@ from escalate.calibrate._running import (
     _settle_async,
     _settle_sync,
 )
+from escalate.gates import gate_name
 
 __all__ = ["Observations", "collect"]
 
@@ -45,6 +48,20 @@ class Observations:
     runs: tuple[tuple[TierRun, ...], ...]
     """``runs[i][k]``: tier ``k`` on item ``i``."""
     notes: tuple[str, ...] = ()
+
+    def at_samples(
+        self, n: int, *, over: Literal["answered", "asked"] = "answered"
+    ) -> Observations:
+        """These observations as if the consistency gate had drawn only its first ``n``
+        samples: each sampled run's majority, agreement score, correctness and cost are
+        recomputed from its votes, without calling a model. Collect once at the largest
+        ``n``; sweep thresholds at each smaller one (``analyse(obs.at_samples(3))``).
+        ``over`` is the gate's agreement measure (see ``consistency(over=...)``)."""
+        if n < 2:
+            raise ValueError(f"at_samples needs n >= 2, got {n}")
+        runs = tuple(tuple(_fewer(run, n, over) for run in item) for item in self.runs)
+        note = f"replayed at n={n} from the votes collected"
+        return dataclasses.replace(self, runs=runs, notes=(*self.notes, note))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -74,6 +91,39 @@ class Observations:
         )
 
 
+def _fewer(run: TierRun, n: int, over: str) -> TierRun:
+    """One run as if only its first ``n`` samples had been drawn."""
+    if run.votes is None or not run.answered or run.score is None:
+        return run
+    if len(run.votes) < n:
+        raise ValueError(
+            f"tier {run.tier} was collected with {len(run.votes)} samples: at_samples({n}) "
+            "needs a collection at least that large"
+        )
+    votes = run.votes[:n]
+    cast = [vote for vote in votes if vote is not None]
+    cost = run.cost_at[n - 1] if len(run.cost_at) >= n else run.cost_usd
+    if len(cast) < 2:  # the gate rejects: too few samples answered
+        return dataclasses.replace(run, score=0.0, votes=votes, cost_usd=cost)
+    counts = Counter(cast)
+    top = max(counts.values())
+    majority = next(vote for vote in cast if counts[vote] == top)
+    score = top / (len(votes) if over == "asked" else len(cast))
+    right = dict(run.vote_correct)
+    correct = right.get(majority, run.correct if majority == _majority(run.votes) else False)
+    return dataclasses.replace(
+        run, score=score, correct=correct, votes=votes, cost_usd=cost, cost_at=run.cost_at[:n]
+    )
+
+
+def _majority(votes: Sequence[str | None]) -> str | None:
+    cast = [vote for vote in votes if vote is not None]
+    if not cast:
+        return None
+    counts = Counter(cast)
+    return next(vote for vote in cast if counts[vote] == max(counts.values()))
+
+
 def _when_unmet(value: object) -> Literal["raise", "best_effort"]:
     # Observations saved before the rename say "best".
     return "best_effort" if value in ("best", "best_effort") else "raise"
@@ -88,6 +138,15 @@ def _run_dict(run: TierRun) -> dict[str, Any]:
         "cost_known": run.cost_known,
         "score": run.score,
         "blocked": run.blocked,
+        **(
+            {
+                "votes": list(run.votes),
+                "vote_correct": [list(pair) for pair in run.vote_correct],
+                "cost_at": [str(cost) for cost in run.cost_at],
+            }
+            if run.votes is not None
+            else {}
+        ),
     }
 
 
@@ -101,18 +160,37 @@ def _run_from(data: Mapping[str, Any]) -> TierRun:
         score=None if score is None else float(score),
         blocked=data.get("blocked"),
         cost_known=bool(data.get("cost_known", True)),
+        votes=None if data.get("votes") is None else tuple(data["votes"]),
+        vote_correct=tuple((str(v), bool(c)) for v, c in data.get("vote_correct", ())),
+        cost_at=tuple(Decimal(str(cost)) for cost in data.get("cost_at", ())),
     )
 
 
+def _answer_attempt(receipt: Receipt) -> Attempt | None:
+    """The attempt the engine stamps the gates' scores on: the tier's answer, which comes
+    before its samples and follow-ups."""
+    extra = ("sample", "follow_up")
+    return next((a for a in reversed(receipt.attempts) if a.purpose not in extra), None)
+
+
 def _tier_run(
-    tier: str, gate: str, outcome: _Outcome, item: Item, grade: Grader, run_gate: bool
+    tier: str,
+    gate: Any,
+    outcome: _Outcome,
+    item: Item,
+    grade: Grader,
+    run_gate: bool,
+    seen: Sequence[tuple[Any, ...]] = (),
 ) -> TierRun:
     value, receipt, answered = outcome
     last = receipt.attempts[-1] if receipt.attempts else None
+    answer = _answer_attempt(receipt)
     blocked = None
     if receipt.outcome != "answered":
         blocked = (last.reason if last is not None else None) or receipt.outcome
-    score = last.scores.get(gate) if (last is not None and answered and run_gate) else None
+    name = gate_name(gate)
+    score = answer.scores.get(name) if (answer is not None and answered and run_gate) else None
+    votes = answer.votes if (answer is not None and run_gate) else None
     return TierRun(
         tier=tier,
         answered=answered,
@@ -121,7 +199,47 @@ def _tier_run(
         score=score,
         blocked=blocked,
         cost_known=receipt.cost_usd is not None,
+        votes=votes,
+        vote_correct=_vote_correct(gate, seen, item, grade) if votes else (),
+        cost_at=_cost_at(receipt, len(votes)) if votes else (),
     )
+
+
+def _vote_correct(
+    gate: Any, seen: Sequence[tuple[Any, ...]], item: Item, grade: Grader
+) -> tuple[tuple[str, bool], ...]:
+    """Every vote the samples cast, with whether a sample casting it was right."""
+    key = getattr(gate, "key", None)
+    found: dict[str, bool] = {}
+    for samples in seen:
+        for sample in samples:
+            try:
+                vote = str(key(sample)) if callable(key) else repr(sample)
+            except Exception:  # a sample the key cannot read casts no vote
+                continue
+            if vote not in found:
+                found[vote] = bool(grade(sample, item))
+    return tuple(found.items())
+
+
+def _cost_at(receipt: Receipt, n: int) -> tuple[Decimal, ...]:
+    """The run's cost had only the first 1..n samples been drawn: separate samples drop
+    off one by one; the choices of one request share its input, and its output is split
+    evenly between them (priced at the attempt's average price per token)."""
+    known = [(a.purpose, a.cost_usd) for a in receipt.attempts if a.cost_usd is not None]
+    base = sum((cost for purpose, cost in known if purpose != "sample"), Decimal(0))
+    samples = [cost for purpose, cost in known if purpose == "sample"]
+    answer = _answer_attempt(receipt)
+    if answer is not None and answer.choices and answer.cost_usd is not None:
+        tokens_in, tokens_out = answer.input_tokens or 0, answer.output_tokens or 0
+        whole = tokens_in + tokens_out
+        base -= answer.cost_usd
+        costs = []
+        for m in range(1, n + 1):
+            share = Decimal(tokens_in + tokens_out * m / n) / whole if whole else Decimal(1)
+            costs.append(base + answer.cost_usd * share)
+        return tuple(costs)
+    return tuple(base + sum(samples[: m - 1], Decimal(0)) for m in range(1, n + 1))
 
 
 def collect(
@@ -155,19 +273,31 @@ def collect(
     names = tuple(tier.name for tier in plan.tiers)
     tick = _ticker(progress, len(items))
 
+    the_gate = _the_gate(swapped, gate)
+
     def sync_one(index: int, item: Item) -> tuple[TierRun, ...]:
-        runs = tuple(
-            _tier_run(names[k], gate, _settle_sync(path, single, item), item, judge, gated[k])
-            for k, single in enumerate(singles)
-        )
+        runs = []
+        for k, single in enumerate(singles):
+            seen: list[tuple[Any, ...]] = []
+            token = seen_samples.set(seen)
+            try:
+                outcome = _settle_sync(path, single, item)
+            finally:
+                seen_samples.reset(token)
+            runs.append(_tier_run(names[k], the_gate, outcome, item, judge, gated[k], seen))
         tick()
-        return runs
+        return tuple(runs)
 
     async def async_one(index: int, item: Item) -> tuple[TierRun, ...]:
         runs = []
         for k, single in enumerate(singles):
-            outcome = await _settle_async(path, single, item)
-            runs.append(_tier_run(names[k], gate, outcome, item, judge, gated[k]))
+            seen: list[tuple[Any, ...]] = []
+            token = seen_samples.set(seen)
+            try:
+                outcome = await _settle_async(path, single, item)
+            finally:
+                seen_samples.reset(token)
+            runs.append(_tier_run(names[k], the_gate, outcome, item, judge, gated[k], seen))
         tick()
         return tuple(runs)
 
@@ -183,6 +313,12 @@ def collect(
         runs=tuple(runs),
         notes=tuple(notes),
     )
+
+
+def _the_gate(plan: Plan, name: str) -> Any:
+    """The calibrated gate (wrapped) of ``plan``, from the function's gates or a tier's."""
+    every = (*plan.gates, *(g for tier in plan.tiers for g in getattr(tier, "gates", ())))
+    return next(g for g in every if gate_name(g) == name)
 
 
 def _alone(plan: Plan) -> list[Plan]:

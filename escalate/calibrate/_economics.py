@@ -51,6 +51,13 @@ class TierRun:
     """Why this tier's answer is refused whatever the threshold (a validation error,
     another gate's rejection, a provider failure); None when only the threshold decides."""
     cost_known: bool = True
+    votes: tuple[str | None, ...] | None = None
+    """A consistency gate's votes on this answer, in the order drawn (``None``: a failed
+    sample), when the calibrated gate samples; None otherwise."""
+    vote_correct: tuple[tuple[str, bool], ...] = ()
+    """(vote, whether a sample with that vote was right) for every vote cast."""
+    cost_at: tuple[Decimal, ...] = ()
+    """What this run would have cost with only the first 1, 2, ... samples drawn."""
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ on the threshold, so it stands whatever the threshold.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import inspect
 from collections.abc import Awaitable, Callable, Iterable
@@ -47,15 +48,41 @@ def score_gate(
     return ScoreGate(score, float(threshold), name or str(getattr(score, "__name__", "score")))
 
 
+seen_samples: contextvars.ContextVar[list[tuple[Any, ...]] | None] = contextvars.ContextVar(
+    "escalate_calibrate_samples", default=None
+)
+"""Where the calibrated gate's wrapper puts the samples it was shown, for the collection in
+progress in this thread or task (to grade each sample: see ``_collect``)."""
+
+
 class _Unthresholded:
     """The calibrated gate with its threshold disabled: a rejection that carries a score
-    becomes that score (and the answer passes on); one without a score stands."""
+    becomes that score (and the answer passes on); one without a score stands.
+
+    Every capability of the gate (``samples`` and ``choose`` of a sampling gate, a
+    ``follow_up`` question, ``check_tier``, ``request_kwargs``, a consistency gate's
+    ``key``, ``one_request``, ``stop_early``) is the gate's own, so the engine samples and
+    asks follow-ups under calibration exactly as it does in a real call."""
 
     def __init__(self, gate: Any) -> None:
         self.gate = gate
         self.name = gate_name(gate)
 
+    def __getattr__(self, attribute: str) -> Any:
+        if attribute == "gate":  # not set yet (unpickling): no recursion
+            raise AttributeError(attribute)
+        return getattr(self.gate, attribute)
+
+    @property
+    def stop_early(self) -> bool:
+        """Never under calibration: every sample is drawn, so smaller ``n`` can be replayed
+        from the one collection (``Observations.at_samples``)."""
+        return False
+
     def __call__(self, answer: Any, context: GateContext, /) -> Any:
+        seen = seen_samples.get()
+        if seen is not None and context.samples:
+            seen.append(tuple(context.samples))
         try:
             result = self.gate(answer, context)
         except Rejected as rejection:

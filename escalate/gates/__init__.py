@@ -20,7 +20,7 @@ gates for one tier.
 """
 
 from escalate.gates._complete import complete
-from escalate.gates._consistency import consistency
+from escalate.gates._consistency import Variant, consistency, vote_key
 from escalate.gates._followup import asked_confidence
 from escalate.gates._lengths import max_length, min_length, not_empty
 from escalate.gates._logprob import logprob_confidence
@@ -35,6 +35,7 @@ __all__ = [
     "Gate",
     "GateContext",
     "Rejected",
+    "Variant",
     "asked_confidence",
     "cites",
     "complete",
@@ -49,4 +50,5 @@ __all__ = [
     "not_hedging",
     "not_refusal",
     "self_reported",
+    "vote_key",
 ]

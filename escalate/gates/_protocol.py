@@ -89,6 +89,9 @@ class GateContext:
     follow_up: Any = None
     """The tier's reply to a gate's follow-up request (:class:`FollowUpGate`), or None
     when no gate asked or the request failed."""
+    asked: int = 0
+    """How many samples were asked for in this check, failed ones included (``samples``
+    holds only those that answered); 0 when no gate asked for samples."""
 
 
 GateResult = float | None

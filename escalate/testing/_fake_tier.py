@@ -25,6 +25,7 @@ from escalate._outcomes import Answered, Failed, TierCall
 from escalate._pricing import Price, price_usage
 from escalate._receipt import Attempt
 from escalate.exceptions import ConfigurationError
+from escalate.testing._fake_choices import choices_async, choices_sync
 from escalate.testing._items import (
     _ANSWER_TYPES,
     _ITEM_HELP,
@@ -71,6 +72,7 @@ class _FakeTier:
         max_reasks: int,
         gates: Sequence[Any],
         breaker: Breaker | None = DEFAULT_BREAKER,
+        supports_n: bool = False,
     ) -> None:
         kind = type(self).__name__
         if not isinstance(name, str) or not name:
@@ -97,6 +99,9 @@ class _FakeTier:
         self.price = price
         self.max_reasks = max_reasks
         self.gates = tuple(gates)
+        self.supports_n = bool(supports_n)
+        """Whether a request for ``n`` choices is answered in one request (see
+        :meth:`call_choices_sync`); a consistency gate then asks for them so."""
         self._lock = threading.Lock()
         self._calls: list[Messages] = []
 
@@ -104,6 +109,28 @@ class _FakeTier:
     def name(self) -> str:
         """The tier's name, as receipts and assertions call it."""
         return self._name
+
+    def call_choices_sync(
+        self,
+        messages: Messages,
+        response_model: type[Any],
+        n: int,
+        *,
+        context: Mapping[str, Any] | None = None,
+    ) -> TierCall:
+        """Answer one request for ``n`` choices (with ``supports_n``; see _fake_choices)."""
+        return choices_sync(self, messages, response_model, n)
+
+    async def call_choices_async(
+        self,
+        messages: Messages,
+        response_model: type[Any],
+        n: int,
+        *,
+        context: Mapping[str, Any] | None = None,
+    ) -> TierCall:
+        """The async twin of :meth:`call_choices_sync`."""
+        return await choices_async(self, messages, response_model, n)
 
     @property
     def calls(self) -> list[Messages]:

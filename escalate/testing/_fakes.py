@@ -83,6 +83,9 @@ class ScriptedTier(_FakeTier):
     - ``gates``: gates checked on this tier's answers only, like ``Tier(gates=...)``.
     - ``breaker``: its circuit breaker, like ``Tier(breaker=...)``: on by default, one per
       fake (never shared with another fake of the same name); ``None`` switches it off.
+    - ``supports_n``: answer a request for ``n`` choices (a consistency gate's samples) in
+      one request, as OpenAI does: each choice plays the next item, validated on its own;
+      one attempt, the input counted once, the output of every choice summed.
 
     ``calls`` holds the messages of every request; ``remaining`` counts unplayed items.
     Safe to share between threads and tasks.
@@ -97,6 +100,7 @@ class ScriptedTier(_FakeTier):
         max_reasks: int = 0,
         gates: Sequence[Any] = (),
         breaker: Breaker | None = DEFAULT_BREAKER,
+        supports_n: bool = False,
     ) -> None:
         super().__init__(
             name,
@@ -105,6 +109,7 @@ class ScriptedTier(_FakeTier):
             max_reasks=max_reasks,
             gates=gates,
             breaker=breaker,
+            supports_n=supports_n,
         )
         for index, item in enumerate(items):
             _check_item(item, f"ScriptedTier({name!r}) item {index}")
@@ -161,6 +166,7 @@ class FunctionTier(_FakeTier):
         max_reasks: int = 0,
         gates: Sequence[Any] = (),
         breaker: Breaker | None = DEFAULT_BREAKER,
+        supports_n: bool = False,
     ) -> None:
         super().__init__(
             name,
@@ -169,6 +175,7 @@ class FunctionTier(_FakeTier):
             max_reasks=max_reasks,
             gates=gates,
             breaker=breaker,
+            supports_n=supports_n,
         )
         if not callable(fn):
             raise ConfigurationError(
