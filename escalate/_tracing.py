@@ -242,6 +242,8 @@ class CallTrace:
         self.span: Any = None
         self.steps: list[_Step] = []
         self.move_times: list[int] = []
+        self.events: list[tuple[int, str, dict[str, Any]]] = []
+        """The call span's events, added in time order when it ends."""
         if tracer is not None:
             self.span = tracer.start_span(
                 f"{_WORKFLOW} {function}",
@@ -364,7 +366,7 @@ class CallTrace:
                 attributes["escalate.reason"] = str(verdict.rejection.reason)
             for gate, score in verdict.scores.items():
                 attributes[f"escalate.score.{gate}"] = score
-            self.span.add_event("escalate.gate_verdict", attributes)
+            self.events.append((time.time_ns(), "escalate.gate_verdict", attributes))
 
     # --- the end -------------------------------------------------------------------------
 
@@ -466,7 +468,8 @@ class CallTrace:
             span.set_status(self.api.trace.StatusCode.ERROR, "the call ended before a request")
             span.end()
             return
-        for move, moment in zip(receipt.moves, self._move_moments(receipt), strict=False):
+        ended = time.time_ns()
+        for move, moment in zip(receipt.moves, self._move_moments(receipt, ended), strict=False):
             name = "escalate.escalated" if move.kind == "up" else "escalate.moved_sideways"
             attributes = {
                 "escalate.from_tier": move.from_tier,
@@ -478,31 +481,30 @@ class CallTrace:
             }
             if move.gate is not None:
                 attributes["escalate.gate"] = move.gate
+            self.events.append((moment, name, attributes))
+        self._breaker_skips(receipt)
+        for moment, name, attributes in sorted(self.events, key=lambda e: e[0]):
             span.add_event(name, attributes, timestamp=moment)
-        self._breaker_skips(span, receipt)
         span.set_attributes(_call_attributes(receipt, error))
         if receipt.outcome in _FAILED_CALL:
             span.set_status(self.api.trace.StatusCode.ERROR, receipt.outcome)
         span.end()
 
-    def _breaker_skips(self, span: Any, receipt: Receipt) -> None:
+    def _breaker_skips(self, receipt: Receipt) -> None:
+        """Deployments an open circuit breaker skipped: no request, so no request span."""
         for attempt in receipt.attempts:
             if attempt.outcome == "skipped":
-                span.add_event(
-                    "escalate.breaker_skip",
-                    {
-                        "escalate.tier": attempt.tier,
-                        "escalate.deployment": attempt.deployment,
-                        "escalate.trigger": attempt.trigger or "breaker",
-                        "escalate.reason": attempt.reason or "",
-                    },
-                    timestamp=_ns(attempt.started_at),
-                )
+                attributes = {
+                    "escalate.tier": attempt.tier,
+                    "escalate.deployment": attempt.deployment,
+                    "escalate.trigger": attempt.trigger or "breaker",
+                    "escalate.reason": attempt.reason or "",
+                }
+                self.events.append((_ns(attempt.started_at), "escalate.breaker_skip", attributes))
 
-    def _move_moments(self, receipt: Receipt) -> list[int | None]:
+    def _move_moments(self, receipt: Receipt, ended: int) -> list[int]:
         """When each move happened (heard as it happened), else the call's end."""
-        moments: list[int | None] = list(self.move_times)
-        return moments + [None] * (len(receipt.moves) - len(moments))
+        return self.move_times + [ended] * (len(receipt.moves) - len(self.move_times))
 
     def _record(self, receipt: Receipt) -> None:
         instruments = self.instruments

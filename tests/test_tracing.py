@@ -14,6 +14,8 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import httpx2
@@ -31,7 +33,7 @@ from opentelemetry.util._once import Once
 from pydantic import BaseModel
 
 import escalate.tracing
-from escalate import AllTiersFailed, Receipt, Tier, escalating, receipt_of
+from escalate import AllTiersFailed, Attempt, Receipt, Route, Tier, escalating, receipt_of
 from escalate._tracing import begin
 from escalate.gates import GateContext, Rejected
 from escalate.testing._server import Fault, ProviderServer, Reply
@@ -647,3 +649,49 @@ def test_calls_run_without_opentelemetry_installed() -> None:
         """
     )
     assert out.split() == ["strong", "f", "[]"]
+
+
+def test_breaker_skips_are_events_not_request_spans(otel: Otel) -> None:
+    """A deployment an open circuit breaker skipped made no request: an event on the call
+    span at the moment of the skip, and no request span or request metric."""
+    started = datetime.now(UTC)
+    skipped = Attempt(
+        tier="cheap",
+        deployment="openai/gpt-4o-mini",
+        provider="openai",
+        requested_model="gpt-4o-mini",
+        outcome="skipped",
+        trigger="breaker",
+        reason="skipped: circuit breaker open",
+        cost_usd=Decimal(0),
+        started_at=started,
+    )
+    receipt = Receipt(
+        function="tests.f",
+        outcome="failed",
+        answered_by=None,
+        route=Route(start_tier="cheap"),
+        attempts=(skipped,),
+        started_at=started,
+        finished_at=started,
+        latency_s=0.0,
+    )
+    traced = begin("tests.f")
+    assert traced is not None
+
+    traced.finish(receipt)
+
+    (call,) = otel.spans()
+    (event,) = call.events
+    assert event.name == "escalate.breaker_skip"
+    assert dict(event.attributes or {}) == {
+        "escalate.tier": "cheap",
+        "escalate.deployment": "openai/gpt-4o-mini",
+        "escalate.trigger": "breaker",
+        "escalate.reason": "skipped: circuit breaker open",
+    }
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    assert event.timestamp == (started - epoch) // timedelta(microseconds=1) * 1000
+    assert otel.points("gen_ai.client.operation.duration") == []
+    (calls,) = otel.points("escalate.calls")
+    assert calls.attributes["escalate.outcome"] == "failed"
