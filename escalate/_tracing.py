@@ -114,6 +114,29 @@ class _Api:
             self.no_metrics = (_ProxyMeterProvider, metrics.NoOpMeterProvider)
         self.tracer: tuple[Any, Any] | None = None
         self.instruments: tuple[Any, _Instruments] | None = None
+        # The API keeps the providers set by set_tracer_provider / set_meter_provider in
+        # module globals; reading them is a tenth of the cost of get_tracer_provider(),
+        # which looks at the environment each time. A provider named in the environment
+        # (OTEL_PYTHON_*_PROVIDER) is loaded by the getters, so then they are asked.
+        self.metrics_globals: Any = None
+        with contextlib.suppress(ImportError):
+            from opentelemetry.metrics import _internal as metrics_globals
+
+            self.metrics_globals = metrics_globals
+        self.quick = (
+            hasattr(trace, "_TRACER_PROVIDER")
+            and hasattr(self.metrics_globals, "_METER_PROVIDER")
+            and "OTEL_PYTHON_TRACER_PROVIDER" not in os.environ
+            and "OTEL_PYTHON_METER_PROVIDER" not in os.environ
+        )
+
+    def nothing_set(self) -> bool:
+        """No provider was set in code or the environment: the API's no-op defaults."""
+        return (
+            self.quick
+            and self.trace._TRACER_PROVIDER is None
+            and self.metrics_globals._METER_PROVIDER is None
+        )
 
     def tracer_of(self, provider: Any) -> Any:
         cached = self.tracer
@@ -189,6 +212,9 @@ def begin(function: str) -> CallTrace | None:
         return None
     api = _load()
     if api is None:
+        return None
+    given = _settings.tracer_provider is not None or _settings.meter_provider is not None
+    if not given and api.nothing_set():
         return None
     with contextlib.suppress(Exception):
         tracer_provider = _settings.tracer_provider or api.trace.get_tracer_provider()

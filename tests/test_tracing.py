@@ -695,3 +695,19 @@ def test_breaker_skips_are_events_not_request_spans(otel: Otel) -> None:
     assert otel.points("gen_ai.client.operation.duration") == []
     (calls,) = otel.points("escalate.calls")
     assert calls.attributes["escalate.outcome"] == "failed"
+
+
+def test_a_provider_set_after_the_first_call_is_used() -> None:
+    _reset_otel_globals()
+    assert begin("any.function") is None  # the API loaded, nothing set
+    later = Otel()
+    trace.set_tracer_provider(later.tracer_provider)
+    try:
+        traced = begin("any.function")
+        assert traced is not None and traced.instruments is None  # traces only
+        traced.finish(None)
+    finally:
+        _reset_otel_globals()
+    (span,) = later.spans()
+    assert span.name == "invoke_workflow any.function"
+    assert span.status.status_code == StatusCode.ERROR  # ended before any request
