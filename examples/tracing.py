@@ -3,12 +3,14 @@
 Run it offline (no keys, no collector): ``python examples/tracing.py``. It starts
 escalate's local provider server and scripts the cheap model to answer 429 (with
 Retry-After) and then an answer that a gate rejects; the strong model answers. The
-OpenTelemetry SDK exports into memory, and the script prints what a collector would get.
+OpenTelemetry SDK exports into memory, and the script prints what a collector would get,
+after the call log's record of the same call.
 In production, configure a real exporter instead (see ``docs/tracing.md``).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from opentelemetry import metrics, trace
@@ -19,7 +21,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import BaseModel
 
-from escalate import Retry, Tier, escalating, receipt_of
+import escalate.tracing
+from escalate import Retry, Tier, escalating
 from escalate.gates import GateContext, Rejected
 from escalate.testing import Fault, ProviderServer, Reply
 
@@ -100,11 +103,12 @@ def main() -> None:
         )
         extract_invoice("warm-up")
         start_tracing()
+        logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+        escalate.tracing.log_calls(logging.WARNING)  # and the call log, for comparison
         server.script("gpt-4o-mini", Fault(429, retry_after=0.05))
         server.script("gpt-4o-mini", Reply(data={"customer": "ACME", "total": -12.5}))
         server.script("gpt-4o", Reply(data={"customer": "ACME", "total": 12.5}))
-        invoice = extract_invoice("ACME owes 12.50")
-    print(receipt_of(invoice).summary())
+        extract_invoice("ACME owes 12.50")
     print()
     spans = sorted(exporter.get_finished_spans(), key=lambda s: s.start_time or 0)
     for root in (s for s in spans if s.parent is None):
