@@ -11,6 +11,7 @@ In production, configure a real exporter instead (see ``docs/tracing.md``).
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from opentelemetry import metrics, trace
@@ -103,7 +104,9 @@ def main() -> None:
         )
         extract_invoice("warm-up")
         start_tracing()
-        logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        logging.getLogger("escalate").addHandler(handler)
         escalate.tracing.log_calls(logging.WARNING)  # and the call log, for comparison
         server.script("gpt-4o-mini", Fault(429, retry_after=0.05))
         server.script("gpt-4o-mini", Reply(data={"customer": "ACME", "total": -12.5}))
