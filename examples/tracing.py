@@ -67,6 +67,16 @@ def show(span: ReadableSpan, spans: list[ReadableSpan], depth: int = 0) -> None:
             show(child, spans, depth + 1)
 
 
+SHOWN = {
+    "gen_ai.token.type",
+    "gen_ai.request.model",
+    "error.type",
+    "escalate.trigger",
+    "escalate.gate",
+    "escalate.outcome",
+}
+
+
 def show_metrics() -> None:
     data = reader.get_metrics_data()
     for resource in data.resource_metrics if data else ():
@@ -76,9 +86,8 @@ def show_metrics() -> None:
                     value: Any = getattr(point, "value", None)
                     if value is None:
                         value = f"count {point.count}, sum {point.sum:.6g}"  # type: ignore[union-attr]
-                    keys = ("gen_ai.token.type", "gen_ai.request.model", "error.type")
-                    keys += ("escalate.trigger", "escalate.gate", "escalate.outcome")
-                    picked = {k: v for k, v in point.attributes.items() if k in keys}
+                    attributes = dict(point.attributes or {})
+                    picked = {k: v for k, v in attributes.items() if k in SHOWN}
                     print(f"  {metric.name} {picked}: {value}")
 
 

@@ -711,3 +711,29 @@ def test_a_provider_set_after_the_first_call_is_used() -> None:
     (span,) = later.spans()
     assert span.name == "invoke_workflow any.function"
     assert span.status.status_code == StatusCode.ERROR  # ended before any request
+
+
+def test_a_cancelled_call_ends_its_spans(
+    otel: Otel, server: ProviderServer, openai_tier: Any
+) -> None:
+    server.script("gpt-4o-mini", Reply(data=GOOD, delay=2.0))
+
+    @escalating(tiers=[openai_tier()], response_model=Invoice)
+    async def extract(text: str) -> str:
+        return text
+
+    async def go() -> None:
+        await asyncio.wait_for(extract("doc"), timeout=0.5)
+
+    with pytest.raises(TimeoutError):
+        asyncio.run(go())
+
+    call = otel.call_span()
+    (request,) = otel.children(call)
+    assert dict(request.attributes or {})["error.type"] == "cancelled"
+    assert request.status.status_code == StatusCode.ERROR
+    facts = dict(call.attributes or {})
+    assert facts["escalate.outcome"] == "cancelled" and facts["error.type"] == "CancelledError"
+    assert call.status.status_code == StatusCode.ERROR
+    (calls,) = otel.points("escalate.calls")
+    assert calls.attributes["escalate.outcome"] == "cancelled"
