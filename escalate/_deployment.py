@@ -387,7 +387,6 @@ class Deployment:
             trigger=trigger,
             reason=reason,
             status_code=status,
-            finish_reason=record.get("finish_reason"),
             raw_output=self.scrub(raw) if raw is not None else None,
             reask=index,
             started_at=record["started_at"],

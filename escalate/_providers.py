@@ -108,8 +108,8 @@ def _openai_usage(response: Any) -> Usage:
 
 
 def finish_reason(response: Any) -> str | None:
-    """Why the model stopped: OpenAI's first choice's ``finish_reason``, Anthropic's
-    ``stop_reason``."""
+    """Why the model stopped, read off a raw completion: OpenAI's first choice's
+    ``finish_reason``, Anthropic's ``stop_reason`` (for tracing)."""
     choices = getattr(response, "choices", None)
     reason = getattr(choices[0], "finish_reason", None) if choices else None
     reason = reason or getattr(response, "stop_reason", None)
@@ -118,8 +118,6 @@ def finish_reason(response: Any) -> str | None:
 
 def _observe_openai_chunk(record: dict[str, Any], chunk: Any) -> None:
     record["served_model"] = getattr(chunk, "model", None) or record.get("served_model")
-    if (reason := finish_reason(chunk)) is not None:
-        record["finish_reason"] = reason
     if getattr(chunk, "usage", None) is not None:  # the last chunk, with include_usage
         record["usage"] = _openai_usage(chunk)
 
@@ -173,8 +171,6 @@ def _observe_anthropic_event(record: dict[str, Any], event: Any) -> None:
         record["served_model"] = event.message.model
         record["usage"] = _anthropic_usage(event.message)
     elif kind == "message_delta" and getattr(event, "usage", None) is not None:
-        if (reason := getattr(getattr(event, "delta", None), "stop_reason", None)) is not None:
-            record["finish_reason"] = reason
         input_tokens, _, cached = record.get("usage", _NO_USAGE)
         record["usage"] = (input_tokens, event.usage.output_tokens, cached)
 

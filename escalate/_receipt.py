@@ -128,9 +128,6 @@ class Attempt(_Frozen):
     reason: str | None = None
     """The trigger in words: the validation errors, a gate's reason, the HTTP status."""
     status_code: int | None = None
-    finish_reason: str | None = None
-    """Why the model stopped, in the provider's words (``stop``, ``tool_calls``,
-    ``length``, ``end_turn``, ``tool_use``, ``max_tokens``); ``None`` when no response."""
     input_tokens: int | None = None
     """All input tokens, cached ones included."""
     output_tokens: int | None = None

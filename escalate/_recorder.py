@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from escalate._failures import validation_reason
-from escalate._providers import Provider, finish_reason
+from escalate._providers import Provider
 from escalate._receipt import Attempt, AttemptOutcome, Trigger
 
 __all__ = ["AttemptBuilder", "Last", "Recorder", "recording", "shared_hooks"]
@@ -82,7 +82,6 @@ class Recorder:
         record["served_model"] = getattr(response, "model", None)
         record["usage"] = self.provider.usage(response)
         record["raw_output"] = self.provider.raw_output(response)
-        record["finish_reason"] = finish_reason(response)
 
     def _tap(self, record: dict[str, Any], stream: Any) -> None:
         """Watch an SDK stream's chunks go by (instructor consumes them) for the served

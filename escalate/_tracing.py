@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from escalate._providers import finish_reason
 from escalate._receipt import Attempt, Receipt
 
 if TYPE_CHECKING:
@@ -247,6 +248,8 @@ class _Step:
     ended_ns: int
     attempts: tuple[Attempt, ...]
     error: str | None = None
+    finish_reason: str | None = None
+    """Why the model stopped, off the step's raw completion (its last request's), if any."""
 
 
 class CallTrace:
@@ -360,10 +363,16 @@ class CallTrace:
     def _performed(self, span: Any, call: Call, result: TierCall) -> None:
         if span is None:
             return
+        ended = time.time_ns()
         error = None
         if not result.attempts and hasattr(result, "reason"):
             error = getattr(result, "reason", None)
-        self.steps.append(_Step(span, call, time.time_ns(), result.attempts, error))
+        finished = None
+        completion = getattr(result, "completion", None)
+        if completion is not None:
+            with contextlib.suppress(Exception):
+                finished = finish_reason(completion)
+        self.steps.append(_Step(span, call, ended, result.attempts, error, finished))
 
     def _stopped(self, span: Any, call: Call, error: BaseException) -> None:
         """The step raised (a cancellation, Ctrl-C, a blocked provider): end its span now."""
@@ -420,7 +429,7 @@ class CallTrace:
         if self.record_content:
             span.set_attribute("gen_ai.input.messages", _input_messages(step.call.messages))
         if len(attempts) == 1:
-            self._describe(span, attempts[0])
+            self._describe(span, attempts[0], step.finish_reason)
         elif not attempts:
             span.set_attribute("escalate.outcome", "error")
             span.set_attribute("error.type", "error")
@@ -432,7 +441,8 @@ class CallTrace:
             span.set_attribute("escalate.requests", len(attempts))
             span.set_attribute("escalate.outcome", attempts[-1].outcome)
             parent = self.api.trace.set_span_in_context(span)
-            for attempt in attempts:
+            for index, attempt in enumerate(attempts):
+                last = index == len(attempts) - 1
                 started = _ns(attempt.started_at)
                 child = self.tracer.start_span(
                     f"{_OPERATION} {attempt.requested_model}",
@@ -440,11 +450,11 @@ class CallTrace:
                     kind=self.api.trace.SpanKind.CLIENT,
                     start_time=started,
                 )
-                self._describe(child, attempt)
+                self._describe(child, attempt, step.finish_reason if last else None)
                 child.end(end_time=started + int(attempt.latency_s * 1e9))
         span.end(end_time=step.ended_ns)
 
-    def _describe(self, span: Any, attempt: Attempt) -> None:
+    def _describe(self, span: Any, attempt: Attempt, finished: str | None = None) -> None:
         """An attempt's facts on its span: the conventions', then escalate's own."""
         attributes: dict[str, Any] = _genai(attempt)
         if attempt.input_tokens is not None:
@@ -453,8 +463,8 @@ class CallTrace:
             attributes["gen_ai.usage.output_tokens"] = attempt.output_tokens
         if attempt.cached_tokens is not None:
             attributes["gen_ai.usage.cache_read.input_tokens"] = attempt.cached_tokens
-        if attempt.finish_reason is not None:
-            attributes["gen_ai.response.finish_reasons"] = (attempt.finish_reason,)
+        if finished is not None:
+            attributes["gen_ai.response.finish_reasons"] = (finished,)
         if attempt.status_code is not None:
             attributes["http.response.status_code"] = attempt.status_code
         attributes.update(
@@ -479,7 +489,7 @@ class CallTrace:
         for gate, score in attempt.scores.items():
             attributes[f"escalate.score.{gate}"] = score
         if self.record_content and attempt.raw_output is not None:
-            attributes["gen_ai.output.messages"] = _output_messages(attempt)
+            attributes["gen_ai.output.messages"] = _output_messages(attempt, finished)
         error = _error_type(attempt)
         if error is not None:
             attributes["error.type"] = error
@@ -637,11 +647,11 @@ def _input_messages(messages: list[dict[str, Any]]) -> str:
     )
 
 
-def _output_messages(attempt: Attempt) -> str:
+def _output_messages(attempt: Attempt, finished: str | None) -> str:
     message: dict[str, Any] = {
         "role": "assistant",
         "parts": [{"type": "text", "content": attempt.raw_output}],
     }
-    if attempt.finish_reason is not None:
-        message["finish_reason"] = attempt.finish_reason
+    if finished is not None:
+        message["finish_reason"] = finished
     return json.dumps([message], ensure_ascii=False)
