@@ -58,6 +58,10 @@ _DURATION_BUCKETS = tuple(0.01 * 2**i for i in range(14))
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _FAILED_ATTEMPT = frozenset({"provider_error", "error", "cancelled"})
 _FAILED_CALL = frozenset({"failed", "error", "cancelled"})
+_BREAKER_EVENTS = {
+    "BreakerOpened": "escalate.breaker_opened",
+    "BreakerClosed": "escalate.breaker_closed",
+}
 
 
 @dataclass(frozen=True)
@@ -304,12 +308,26 @@ class CallTrace:
         """The call's event listener: the moves' times for the span, then everyone else."""
 
         def on_event(event: Any) -> None:
-            if type(event).__name__ in ("Escalated", "MovedSideways"):
+            kind = type(event).__name__
+            if kind in ("Escalated", "MovedSideways"):
                 self.move_times.append(time.time_ns())
+            elif kind in _BREAKER_EVENTS:
+                self._breaker_changed(_BREAKER_EVENTS[kind], event)
             if others is not None:
                 others(event)
 
         return on_event
+
+    def _breaker_changed(self, name: str, event: Any) -> None:
+        """This call's request opened or closed a deployment's breaker: an event."""
+        with contextlib.suppress(Exception):
+            attributes = {
+                f"escalate.{key}": value
+                for key, value in vars(event).items()
+                if key not in ("function", "model", "provider")
+                and isinstance(value, (str, int, float, bool))
+            }
+            self.events.append((time.time_ns(), name, attributes))
 
     def perform_sync(self, call: Call) -> TierCall:
         """Perform a Call step with its span current while the request runs."""

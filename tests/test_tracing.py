@@ -33,9 +33,20 @@ from opentelemetry.util._once import Once
 from pydantic import BaseModel
 
 import escalate.tracing
-from escalate import AllTiersFailed, Attempt, Receipt, Route, Tier, escalating, receipt_of
+from escalate import (
+    AllTiersFailed,
+    Attempt,
+    Breaker,
+    Receipt,
+    Retry,
+    Route,
+    Tier,
+    escalating,
+    receipt_of,
+)
 from escalate._tracing import begin
 from escalate.gates import GateContext, Rejected
+from escalate.testing import ManualClock, breakers
 from escalate.testing._server import Fault, ProviderServer, Reply
 
 from .conftest import FAST_RETRY, KEY
@@ -738,3 +749,35 @@ def test_a_cancelled_call_ends_its_spans(
     assert call.status.status_code == StatusCode.ERROR
     (calls,) = otel.points("escalate.calls")
     assert calls.attributes["escalate.outcome"] == "cancelled"
+
+
+def test_an_open_breaker_is_a_skip_event_and_its_opening_an_event(
+    otel: Otel, build: Any, server: ProviderServer, openai_tier: Any
+) -> None:
+    spare = openai_tier("gpt-4o-mini-eu", name="eu")
+    tier = openai_tier("gpt-4o-mini", fallbacks=[spare], breaker=Breaker(failures=3, cooldown=30))
+    server.script("gpt-4o-mini", Fault(503), Fault(503), Fault(503))
+    server.script("gpt-4o-mini-eu", Reply(data=GOOD), Reply(data=GOOD))
+    retry = Retry(attempts=3, initial=0, jitter=0)
+    with breakers(clock=ManualClock(1000.0)):
+        extract = build(tiers=[tier], response_model=Invoice, retry=retry)
+        receipt_of(extract("opens it"))
+        (opened,) = [e for e in otel.call_span().events if e.name == "escalate.breaker_opened"]
+        assert dict(opened.attributes or {})["escalate.deployment"] == "openai/gpt-4o-mini"
+        assert dict(opened.attributes or {})["escalate.failures"] == 3
+        otel.exporter.clear()
+
+        second = receipt_of(extract("skips it"))
+
+    skipped, answered = second.attempts
+    assert (skipped.outcome, answered.deployment) == ("skipped", "eu")
+    call = otel.call_span()
+    assert [dict(s.attributes or {})["escalate.deployment"] for s in otel.children(call)] == ["eu"]
+    names = [e.name for e in call.events]
+    assert names == ["escalate.breaker_skip", "escalate.moved_sideways"]
+    skip = dict(call.events[0].attributes or {})
+    assert skip["escalate.deployment"] == "openai/gpt-4o-mini"
+    assert skip["escalate.trigger"] == "breaker" and skip["escalate.reason"] == skipped.reason
+    assert dict(call.events[1].attributes or {})["escalate.trigger"] == "breaker"
+    # 3 failures and an answer, then one answer: the skip made no request and records none.
+    assert sum(p.count for p in otel.points("gen_ai.client.operation.duration")) == 5
