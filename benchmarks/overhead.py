@@ -18,7 +18,14 @@ Sides:
   do per plan);
 - ``escalate``: an ``@escalating`` function with that one tier (priced by genai-prices,
   receipt attached);
-- ``escalate + gate``: the same with one mechanical gate that records a score.
+- ``escalate + gate``: the same with one mechanical gate that records a score;
+- ``escalate, traced``: the ``escalate`` side with an OpenTelemetry SDK ``TracerProvider``
+  (a ``SimpleSpanProcessor`` into an ``InMemorySpanExporter``) given to
+  ``escalate.tracing.configure``: a call span and a request span per call, exported;
+- ``escalate, traced+metrics``: the same with a ``MeterProvider`` and an
+  ``InMemoryMetricReader`` too. The ``escalate`` side is the same function with no provider
+  configured while ``opentelemetry`` is importable: tracing off. (Skipped without
+  ``opentelemetry-sdk``.)
 
 Then cProfile runs escalate alone and splits its time: what instructor's call costs inside
 escalate, and where the rest (escalate's own share) goes, function by function.
@@ -162,6 +169,44 @@ def build_sides() -> dict[str, Callable[[], Any]]:
         "instructor, prepared": prepared,
         "escalate": lambda: extract("doc"),
         "escalate + gate": lambda: extract_gated("doc"),
+        **traced_sides(lambda: extract("doc")),
+    }
+
+
+def traced_sides(call: Callable[[], Any]) -> dict[str, Callable[[], Any]]:
+    """The escalate side with tracing on: the SDK's providers, in-memory, for its calls."""
+    try:
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    except ImportError:
+        return {}
+    import escalate._tracing as tracing
+
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    off = tracing.Settings()
+    traced = tracing.Settings(tracer_provider=tracer_provider)
+    measured = tracing.Settings(tracer_provider=tracer_provider, meter_provider=meter_provider)
+
+    def with_settings(settings: tracing.Settings) -> Callable[[], Any]:
+        def run() -> Any:
+            tracing._settings = settings  # one attribute store each way: no configure() cost
+            try:
+                return call()
+            finally:
+                tracing._settings = off
+                exporter.clear()
+
+        return run
+
+    return {
+        "escalate, traced": with_settings(traced),
+        "escalate, traced+metrics": with_settings(measured),
     }
 
 
@@ -202,7 +247,9 @@ def measure(calls: int) -> dict[str, Any]:
             "mean_us": _us(statistics.fmean(ordered)),
         }
     bare = result["sides"]["bare instructor"]["median_us"]
-    for name in ("instructor, prepared", "escalate", "escalate + gate"):
+    for name in ("instructor, prepared", "escalate", "escalate + gate", *TRACED):
+        if name not in result["sides"]:
+            continue
         side = result["sides"][name]
         side["overhead_us"] = side["median_us"] - bare
         side["ratio"] = side["median_us"] / bare
@@ -211,7 +258,22 @@ def measure(calls: int) -> dict[str, Any]:
     # The same difference, paired call by call (robust to drift between the sides).
     pairs = [e - b for e, b in zip(times["escalate"], times["bare instructor"], strict=True)]
     result["paired_median_overhead_us"] = _us(statistics.median(pairs))
+    # Tracing on against off: the same function, the same run, paired call by call.
+    result["tracing"] = {}
+    off = result["sides"]["escalate"]["median_us"]
+    for name in TRACED:
+        if name in times:
+            paired = [t - e for t, e in zip(times[name], times["escalate"], strict=True)]
+            result["tracing"][name] = {
+                "off_median_us": off,
+                "on_median_us": result["sides"][name]["median_us"],
+                "difference_us": result["sides"][name]["median_us"] - off,
+                "paired_median_difference_us": _us(statistics.median(paired)),
+            }
     return result
+
+
+TRACED = ("escalate, traced", "escalate, traced+metrics")
 
 
 # --- the profile --------------------------------------------------------------------------
@@ -291,12 +353,12 @@ def report(result: dict[str, Any], prof: dict[str, Any]) -> str:
         f"Overhead: {result['calls_per_side']} calls per side, interleaved, in-process transport "
         "(httpx2.MockTransport), one canned OpenAI tool-call completion",
         "",
-        f"{'':<22}{'median us':>11}{'p90 us':>10}{'over bare':>11}{'ratio':>8}",
+        f"{'':<26}{'median us':>11}{'p90 us':>10}{'over bare':>11}{'ratio':>8}",
     ]
     for name, side in result["sides"].items():
         over = f"{side['overhead_us']:>+11.0f}" if "overhead_us" in side else f"{'':>11}"
         ratio = f"{side['ratio']:>8.3f}" if "ratio" in side else f"{'':>8}"
-        lines.append(f"{name:<22}{side['median_us']:>11.0f}{side['p90_us']:>10.0f}{over}{ratio}")
+        lines.append(f"{name:<26}{side['median_us']:>11.0f}{side['p90_us']:>10.0f}{over}{ratio}")
     esc = result["sides"]["escalate"]
     met = "MET" if esc["overhead_us"] < 100 or esc["ratio"] < 1 else "NOT MET"
     lines += [
@@ -310,6 +372,7 @@ def report(result: dict[str, Any], prof: dict[str, Any]) -> str:
         f"{-result['sides']['instructor, prepared']['overhead_us']:.0f} us less than the bare "
         "call: caching that per plan would more than pay for escalate's overhead",
         "",
+        *_tracing_lines(result),
         f"Profile ({prof['profiled_calls']} escalate calls under cProfile, which inflates "
         "every figure; read them as shares):",
         f"  a call: {prof['total_us_per_call_profiled']:.0f} us, of which instructor's "
@@ -325,6 +388,19 @@ def report(result: dict[str, Any], prof: dict[str, Any]) -> str:
     for entry in prof["called_by_escalate"]:
         lines.append(f"    {entry['cumulative_us']:>8.1f}  {entry['function']}")
     return "\n".join(lines)
+
+
+def _tracing_lines(result: dict[str, Any]) -> list[str]:
+    if not result["tracing"]:
+        return ["tracing: opentelemetry-sdk is not installed, so tracing on was not measured", ""]
+    lines = ["Tracing, per call, in the same run (off: no provider configured):"]
+    for name, figures in result["tracing"].items():
+        lines.append(
+            f"  {name}: off {figures['off_median_us']:.0f} us, on "
+            f"{figures['on_median_us']:.0f} us: {figures['difference_us']:+.0f} us "
+            f"(paired per call: {figures['paired_median_difference_us']:+.0f} us)"
+        )
+    return [*lines, ""]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,6 +22,8 @@ from escalate._results import attach, receipt_of, remember
 from escalate._routing import resolve
 from escalate._sinks import deliver
 from escalate._switches import ALL_FUNCTIONS, tier_overrides
+from escalate._tracing import CallTrace
+from escalate._tracing import begin as begin_trace
 from escalate.events import Hook, listener
 from escalate.exceptions import EscalationFailed
 
@@ -67,6 +69,9 @@ class CallPath:
         plan = self.current_plan()
         messages = to_messages(prompt, plan.function)
         call = resolve(plan, tuple(args), kwargs, listener(self.hooks))
+        trace = begin_trace(plan.function)  # None unless a tracer or meter provider is set
+        if trace is not None:
+            call = dataclasses.replace(call, trace=trace, on_event=trace.listen(call.on_event))
         return plan, messages, call
 
     def walk_sync(
@@ -74,12 +79,17 @@ class CallPath:
     ) -> tuple[Any, Receipt]:
         """Run the sync function's call: the value as the engine returned it, and the receipt."""
         plan, messages, call = self._begin((via or self.prompt)(*args, **kwargs), args, kwargs)
+        trace = call.trace
         try:
-            value, receipt = run_sync(plan, messages, call)
+            if trace is None:
+                value, receipt = run_sync(plan, messages, call)
+            else:
+                with trace.current():  # the call span is the parent of every request's
+                    value, receipt = run_sync(plan, messages, call)
         except BaseException as error:
-            _deliver_failed(error)
+            _ended(_receipt_of(error), trace, error)
             raise
-        deliver(receipt)
+        _ended(receipt, trace)
         return value, receipt
 
     async def walk_async(
@@ -89,12 +99,17 @@ class CallPath:
         plan, messages, call = self._begin(
             await (via or self.prompt)(*args, **kwargs), args, kwargs
         )
+        trace = call.trace
         try:
-            value, receipt = await run_async(plan, messages, call)
+            if trace is None:
+                value, receipt = await run_async(plan, messages, call)
+            else:
+                with trace.current():
+                    value, receipt = await run_async(plan, messages, call)
         except BaseException as error:
-            _deliver_failed(error)
+            _ended(_receipt_of(error), trace, error)
             raise
-        deliver(receipt)
+        _ended(receipt, trace)
         return value, receipt
 
     def call_sync(
@@ -131,14 +146,23 @@ class CallPath:
         return Settled(_finish(value, receipt), receipt, answered=True)
 
 
-def _deliver_failed(error: BaseException) -> None:
-    # The engine puts the receipt on whatever it raises; a prompt function's own error
-    # (before any request) has none, and there is nothing to deliver.
+def _receipt_of(error: BaseException) -> Receipt | None:
+    # The engine puts the receipt on whatever it raises; an error before the walk (the
+    # route function's, say) has none, and there is nothing to deliver.
     try:
-        receipt = receipt_of(error)
+        return receipt_of(error)
     except LookupError:
-        return
-    deliver(receipt)
+        return None
+
+
+def _ended(
+    receipt: Receipt | None, trace: CallTrace | None, error: BaseException | None = None
+) -> None:
+    """A call's end: its receipt to the sinks, its spans ended with the receipt's facts."""
+    if receipt is not None:
+        deliver(receipt)
+    if trace is not None:
+        trace.finish(receipt, error)
 
 
 def _finish(value: Any, receipt: Receipt) -> Any:

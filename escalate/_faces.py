@@ -26,6 +26,7 @@ __all__ = ["run_async", "run_sync"]
 def run_sync(plan: Plan, messages: Messages, call: CallInfo) -> tuple[Any, Receipt]:
     """Drive the walk with blocking calls."""
     steps = walk(plan, messages, call)
+    trace = call.trace
     reply: Any = None
     thrown: BaseException | None = None
     while True:
@@ -40,10 +41,15 @@ def run_sync(plan: Plan, messages: Messages, call: CallInfo) -> tuple[Any, Recei
                 reply = None
             elif isinstance(step, Check):
                 reply = _check_sync(step)
+                if trace is not None:
+                    trace.verdict(step, reply)
             elif isinstance(step, Sample):
-                reply = [step.call.perform_sync() for _ in range(step.count)]
+                if trace is None:
+                    reply = [step.call.perform_sync() for _ in range(step.count)]
+                else:
+                    reply = [trace.perform_sync(step.call) for _ in range(step.count)]
             else:
-                reply = step.perform_sync()
+                reply = step.perform_sync() if trace is None else trace.perform_sync(step)
         except BaseException as error:  # handed to the engine, which re-raises it
             thrown = error
 
@@ -51,6 +57,7 @@ def run_sync(plan: Plan, messages: Messages, call: CallInfo) -> tuple[Any, Recei
 async def run_async(plan: Plan, messages: Messages, call: CallInfo) -> tuple[Any, Receipt]:
     """Drive the walk with awaited calls."""
     steps = walk(plan, messages, call)
+    trace = call.trace
     reply: Any = None
     thrown: BaseException | None = None
     while True:
@@ -65,11 +72,17 @@ async def run_async(plan: Plan, messages: Messages, call: CallInfo) -> tuple[Any
                 reply = None
             elif isinstance(step, Check):
                 reply = await _check_async(step)
+                if trace is not None:
+                    trace.verdict(step, reply)
             elif isinstance(step, Sample):
                 again = step.call
-                reply = await asyncio.gather(*(again.perform_async() for _ in range(step.count)))
+                performs = (
+                    again.perform_async() if trace is None else trace.perform_async(again)
+                    for _ in range(step.count)
+                )
+                reply = await asyncio.gather(*performs)
             else:
-                reply = await step.perform_async()
+                reply = await (step.perform_async() if trace is None else trace.perform_async(step))
         except BaseException as error:  # handed to the engine, which re-raises it
             thrown = error
 

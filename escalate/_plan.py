@@ -20,6 +20,7 @@ from escalate._self_escalation import SelfEscalation
 
 if TYPE_CHECKING:
     from escalate._breaker import Breaker
+    from escalate._tracing import CallTrace
     from escalate.gates import GateContext, Rejected
 
 __all__ = [
@@ -198,6 +199,8 @@ class CallInfo:
     task: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
     context: Mapping[str, Any] | None = None
+    trace: CallTrace | None = None
+    """The call's OpenTelemetry spans (``escalate._tracing``); None when nothing records."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -110,6 +110,15 @@ def _openai_usage(response: Any) -> Usage:
     return usage.prompt_tokens, usage.completion_tokens, cached
 
 
+def finish_reason(response: Any) -> str | None:
+    """Why the model stopped, read off a raw completion: OpenAI's first choice's
+    ``finish_reason``, Anthropic's ``stop_reason`` (for tracing)."""
+    choices = getattr(response, "choices", None)
+    reason = getattr(choices[0], "finish_reason", None) if choices else None
+    reason = reason or getattr(response, "stop_reason", None)
+    return reason if isinstance(reason, str) else None
+
+
 def _observe_openai_chunk(record: dict[str, Any], chunk: Any) -> None:
     record["served_model"] = getattr(chunk, "model", None) or record.get("served_model")
     if getattr(chunk, "usage", None) is not None:  # the last chunk, with include_usage
