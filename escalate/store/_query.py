@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, exists, select, true
 from sqlalchemy.engine import Row
 
-from escalate.store import _schema as s
+import escalate.store._schema as s
 from escalate.store._store import Store
 
 __all__ = ["Filters", "Loaded", "load"]

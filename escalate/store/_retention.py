@@ -10,8 +10,8 @@ from typing import IO
 
 from sqlalchemy import delete, select
 
+import escalate.store._schema as s
 from escalate._receipt import Receipt
-from escalate.store import _schema as s
 from escalate.store._rows import path_of
 from escalate.store._store import Store
 

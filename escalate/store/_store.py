@@ -14,9 +14,9 @@ from sqlalchemy import Engine, create_engine, event, insert, select
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError
 
+import escalate.store._schema as s
 from escalate._receipt import Receipt
 from escalate.exceptions import ConfigurationError
-from escalate.store import _schema as s
 from escalate.store._rows import rows_of
 
 __all__ = ["Store", "normalise_url"]
