@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from escalate import Tier, escalating, receipt_of
+from escalate import Tier, receipt_of
 from escalate._providers import GEMINI_OPENAI_URL, PROVIDERS
 from escalate.conversation import Conversation, high_stakes
 from escalate.testing._server import Fault, ProviderServer, Reply

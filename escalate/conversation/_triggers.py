@@ -153,7 +153,6 @@ _DEEP = (
     r"debug",
     r"architecture",
     r"redesign",
-    r"migrat",
     r"concurren",
     r"scal(?:e|ing) (?:to|out|up)",
 )
