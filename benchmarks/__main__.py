@@ -30,6 +30,7 @@ BENCHMARKS: dict[str, list[str]] = {
         str(OUT / "faults.json"),
     ],
     "store": ["store.py", "--json", str(OUT / "store.json")],
+    "ladder": ["ladder.py", "--json", str(OUT / "ladder.json")],
 }
 
 

@@ -102,6 +102,10 @@ def test_the_memory_is_injected_exactly_at_tier_changes(server: ProviderServer, 
     # The strongest rung wrote the memory, before each step-down; its cost is counted.
     writes = [r for r in server.requests if is_memory_write(r)]
     assert [r.model for r in writes] == ["gpt-4o", "gpt-4o"]
+    # The first write reads the framing turns; a rewrite, the memory and the turns since.
+    assert "step 1" in writes[0].last_user_text and "step 2" in writes[0].last_user_text
+    assert "step 2" not in writes[1].last_user_text and "step 4" in writes[1].last_user_text
+    assert MEMORY["goal"] in writes[1].last_user_text
     updates = chat.receipt.memory_updates
     assert [(u.version, u.after_turn, u.reason) for u in updates] == [
         (1, 2, "the framing turns are done"),

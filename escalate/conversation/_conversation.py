@@ -143,6 +143,9 @@ class Conversation:
         )
         self._memory_version = 0
         self._written_at: int | None = None
+        self._written_upto = 0
+        """How much of the history the memory already covers: a rewrite is sent the memory
+        and the messages since, not the whole conversation again."""
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -237,7 +240,8 @@ class Conversation:
         return self._writers[is_async]
 
     def _writer_input(self) -> list[Message]:
-        return writer_messages(self.memory, self.history, self.handoff.budget_tokens)
+        since = self.history[self._written_upto :]
+        return writer_messages(self.memory, since, self.handoff.budget_tokens)
 
     def _run_writer_sync(self, messages: list[Message]) -> tuple[Any, Receipt, bool]:
         try:
@@ -284,6 +288,7 @@ class Conversation:
             self.memory = value
             self._memory_version += 1
             self._written_at = turn.number - 1
+            self._written_upto = len(self.history)
         else:
             why = f"{why} (the write failed: the previous memory is kept)"
         update = MemoryUpdate(

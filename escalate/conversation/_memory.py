@@ -135,7 +135,8 @@ what a model taking over needs. Stay within {budget} tokens (about {chars} chara
 def writer_messages(
     memory: BaseModel, history: Sequence[dict[str, Any]], budget_tokens: int
 ) -> list[dict[str, Any]]:
-    """What the memory writer is sent: its instructions, the memory so far, the history."""
+    """What the memory writer is sent: its instructions, the memory so far, and the
+    conversation since the memory was last written (all of it, the first time)."""
     system = _WRITER.format(budget=budget_tokens, chars=budget_tokens * 4)
     transcript = "\n".join(
         f"{m.get('role')}: {m.get('content')}"
@@ -147,7 +148,7 @@ def writer_messages(
         {"role": "system", "content": system},
         {
             "role": "user",
-            "content": f"The memory so far: {current}\n\nThe conversation:\n{transcript}",
+            "content": f"The memory so far: {current}\n\nThe conversation since:\n{transcript}",
         },
     ]
 

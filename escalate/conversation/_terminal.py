@@ -130,17 +130,18 @@ def _tool(request: Request) -> str:
 
 
 def _memory(request: Request) -> dict[str, Any]:
-    """The memory the offline strong model writes: the goal is the first user line, the
-    constraints every line saying must/never/no/only."""
-    said = [
-        line.removeprefix("user: ")
-        for line in request.last_user_text.splitlines()
-        if line.startswith("user: ")
-    ]
+    """The memory the offline strong model writes: the memory so far, its goal the first
+    user line, with every new line saying must/never/no/only added to the constraints."""
+    lines = request.last_user_text.splitlines()
+    before: dict[str, Any] = {}
+    if lines and lines[0].startswith("The memory so far: "):
+        before = json.loads(lines[0].removeprefix("The memory so far: "))
+    said = [line.removeprefix("user: ") for line in lines if line.startswith("user: ")]
+    constraints = [*before.get("constraints", []), *(s for s in said if _CONSTRAINT.search(s))]
     return {
-        "goal": said[0] if said else "",
-        "constraints": [s for s in said[1:] if _CONSTRAINT.search(s)][-4:],
-        "decisions": [f"agreed in turn {i + 1}" for i in range(min(len(said), 2))],
+        "goal": before.get("goal") or (said[0] if said else ""),
+        "constraints": constraints[-4:],
+        "decisions": [*before.get("decisions", []), f"{len(said)} more turn(s) agreed"][-3:],
         "open_questions": [s for s in said if s.endswith("?")][-2:],
         "output_format": "short plain-text answers",
     }
