@@ -310,3 +310,29 @@ def test_configuration_mistakes_fail_at_construction() -> None:
         Conversation(ladder=[("mistral/large", 1), ("openai/gpt-4o-mini", None)])
     with pytest.raises(ConfigurationError, match="callable of the history"):
         Conversation(ladder=[("openai/gpt-4o", None)], triggers=["security"])  # type: ignore[list-item]
+
+
+def test_the_memory_is_held_to_its_budget(server: ProviderServer, send: Any) -> None:
+    from escalate.conversation import Handoff
+    from escalate.testing._server import Reply
+
+    play(server, "gpt-4o", "gpt-4o-mini")
+    long = {**MEMORY, "decisions": [f"decision number {i} with some words" for i in range(40)]}
+    # The writer's first memory is too long: the gate re-asks once, with its reason; the
+    # second is still too long: the memory is trimmed to the budget.
+    server.script("gpt-4o", Reply(data={"answer": "framed"}), Reply(data=long), Reply(data=long))
+    strong, light = _tiers(server, "gpt-4o", "gpt-4o-mini")
+    chat = Conversation(ladder=[(strong, 1), (light, None)], handoff=Handoff(budget_tokens=120))
+    say = send(chat)
+    say("frame")
+    say("go on")
+
+    update = chat.receipt.memory_updates[0]
+    assert [(a.purpose, a.outcome, a.gate) for a in update.receipt.attempts] == [
+        ("answer", "rejected", "memory_budget"),
+        ("reask", "rejected", "memory_budget"),
+    ]
+    assert update.receipt.outcome == "best_effort" and update.trimmed and update.tokens <= 120
+    assert "keep it within 120" in str(server.requests_for("gpt-4o")[2].body["messages"])
+    assert chat.receipt.handoffs[0].memory_version == 1
+    assert len(chat.memory.decisions) < 40  # type: ignore[attr-defined]
