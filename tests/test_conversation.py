@@ -71,7 +71,11 @@ def test_phases_step_down_on_schedule(server: ProviderServer, send: Any) -> None
     for reply, turn in zip(replies, chat.receipt.turns, strict=True):
         assert receipt_of(reply) == turn.receipt
         assert turn.receipt.route.start_tier == turn.tier and turn.receipt.route.source == "options"
-        assert turn.receipt.tags["turn"] == str(turn.index)
+        assert turn.receipt.tags == {
+            "conversation": chat.receipt.id,
+            "turn": str(turn.index),
+            "kind": "turn",
+        }
 
 
 def test_the_memory_is_injected_exactly_at_tier_changes(server: ProviderServer, send: Any) -> None:
@@ -112,6 +116,11 @@ def test_the_memory_is_injected_exactly_at_tier_changes(server: ProviderServer, 
         (2, 4, "stepping down"),
     ]
     assert chat.memory == HandoffMemory(**MEMORY)
+    assert [u.receipt.tags for u in updates] == [
+        {"conversation": chat.receipt.id, "turn": "3", "kind": "memory"},
+        {"conversation": chat.receipt.id, "turn": "5", "kind": "memory"},
+    ]
+    assert {u.receipt.task for u in updates} == {"handoff_memory"}
     assert chat.receipt.memory_cost_usd == sum(u.receipt.cost_usd or 0 for u in updates) > 0
     total = sum(t.receipt.known_cost_usd for t in chat.receipt.turns) + chat.receipt.memory_cost_usd
     assert chat.receipt.cost_usd == total

@@ -176,7 +176,8 @@ class Conversation:
         turn = self._begin(message)
         path = self._path(response_model, is_async=False)
         if (why := self._memory_due(turn)) is not None:
-            self._written(why, turn, self._run_writer_sync)
+            with options(tags=self._tags(turn, "memory")):
+                self._written(why, turn, self._run_writer_sync)
         self._inject(turn)
         with options(start_at=turn.rung_name, reason=turn.why, tags=self._tags(turn)):
             try:
@@ -193,7 +194,8 @@ class Conversation:
         turn = self._begin(message)
         path = self._path(response_model, is_async=True)
         if (why := self._memory_due(turn)) is not None:
-            written = await self._run_writer_async(self._writer_input())
+            with options(tags=self._tags(turn, "memory")):
+                written = await self._run_writer_async(self._writer_input())
             self._written(why, turn, lambda _messages: written)
         self._inject(turn)
         with options(start_at=turn.rung_name, reason=turn.why, tags=self._tags(turn)):
@@ -323,8 +325,9 @@ class Conversation:
     def memory_is_empty(self) -> bool:
         return not any(v not in ("", [], None, {}) for v in self.memory.model_dump().values())
 
-    def _tags(self, turn: TurnPlan) -> dict[str, str]:
-        return {"conversation": self._receipt.id, "turn": str(turn.number)}
+    def _tags(self, turn: TurnPlan, kind: str = "turn") -> dict[str, str]:
+        """How a receipt store groups a conversation's calls: its id, the turn, the kind."""
+        return {"conversation": self._receipt.id, "turn": str(turn.number), "kind": kind}
 
     def _settle(self, turn: TurnPlan, value: Any, receipt: Receipt) -> Any:
         during = self._steer.after(turn, receipt, value_text := _as_text(value))
