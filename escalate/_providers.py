@@ -139,6 +139,31 @@ def _openai_raw_output(response: Any) -> str | None:
     return None
 
 
+# --- google (Gemini's OpenAI-compatible endpoint) ------------------------------------------
+
+GEMINI_OPENAI_URL = "https://generativelanguage.googleapis.com/v1beta/openai/"
+"""Gemini's OpenAI-compatible endpoint: the openai SDK and instructor's OpenAI modes."""
+
+_GOOGLE_KEY_VARIABLES = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
+
+
+def _build_google(is_async: bool, base_url: str | None, api_key: str | None) -> Any:
+    import os
+
+    import openai
+
+    key = api_key or next(
+        (os.environ[name] for name in _GOOGLE_KEY_VARIABLES if os.environ.get(name)), None
+    )
+    if key is None:
+        raise ConfigurationError(
+            "no key for a google tier: set GOOGLE_API_KEY (or GEMINI_API_KEY), "
+            "or give Tier(..., api_key=...)"
+        )
+    cls = openai.AsyncOpenAI if is_async else openai.OpenAI
+    return cls(api_key=key, base_url=base_url or GEMINI_OPENAI_URL, max_retries=0)
+
+
 # --- anthropic ---------------------------------------------------------------------------
 
 
@@ -225,6 +250,21 @@ PROVIDERS: dict[str, Provider] = {
         genai_provider_id="anthropic",
         default_create_kwargs={"max_tokens": 4096},
         prompt_caching=True,
+    ),
+    # Gemini through its OpenAI-compatible endpoint: no SDK of its own, priced by
+    # genai-prices' "google" entries. n and logprobs are left off: not relied on there.
+    "google": Provider(
+        name="google",
+        title="Google Gemini",
+        sdk="openai",
+        client_classes=("OpenAI", "AsyncOpenAI"),
+        build_client=_build_google,
+        instructor_client=_instructor_openai,
+        usage=_openai_usage,
+        raw_output=_openai_raw_output,
+        observe_chunk=_observe_openai_chunk,
+        genai_provider_id="google",
+        stream_kwargs=_OPENAI_STREAM_KWARGS,
     ),
     "compatible": Provider(
         name="compatible",

@@ -26,6 +26,7 @@ __all__ = ["PAIRS", "offline_server", "run_chat", "tiers_for"]
 PAIRS = {
     "openai": ("openai/gpt-4o-mini", "openai/gpt-4o"),
     "anthropic": ("anthropic/claude-haiku-4-5", "anthropic/claude-sonnet-4-5"),
+    "google": ("google/gemini-2.5-flash", "google/gemini-2.5-pro"),
 }
 """The cheap/strong pair ``--provider`` picks."""
 
@@ -68,12 +69,18 @@ def tiers_for(
     ]
 
 
-_KEY_VARIABLES = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
+_KEY_VARIABLES = {
+    "openai": "OPENAI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+    "google": "GOOGLE_API_KEY",
+}
+_ALSO = {"google": "GEMINI_API_KEY"}
 
 
 def _key_for(provider: str, base_url: str | None) -> str:
     variable = _KEY_VARIABLES.get(provider)
     key = os.environ.get(variable) if variable else None
+    key = key or os.environ.get(_ALSO.get(provider, ""))
     if key:
         return key
     if base_url is not None:
@@ -180,7 +187,11 @@ def offline_server(provider: str) -> tuple[ProviderServer, list[Tier]]:
 
     server.respond(cheap, cheap_reply)
     server.respond(strong, strong_reply)
-    url = server.openai_base_url if provider == "openai" else server.anthropic_base_url
+    url = {
+        "openai": server.openai_base_url,
+        "anthropic": server.anthropic_base_url,
+        "google": server.google_base_url,
+    }[provider]
     tiers = [
         Tier(f"{provider}/{cheap}", base_url=url, api_key="offline", name="cheap"),
         Tier(f"{provider}/{strong}", base_url=url, api_key="offline", name="strong"),

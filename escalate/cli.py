@@ -206,7 +206,7 @@ def _add_chat(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         "chat",
         help="an interactive chat: each turn starts on the cheap tier, which answers or escalates",
     )
-    chat.add_argument("--provider", default="openai", help="openai or anthropic (the pair)")
+    chat.add_argument("--provider", default="openai", help="openai, anthropic or google (the pair)")
     chat.add_argument("--base-url", help="an OpenAI-compatible server (with --cheap/--strong)")
     chat.add_argument("--cheap", help="the cheap model's name")
     chat.add_argument("--strong", help="the strong model's name")
@@ -214,11 +214,23 @@ def _add_chat(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     chat.add_argument(
         "--offline", action="store_true", help="play both models on a local server: no keys"
     )
+    chat.add_argument(
+        "--ladder",
+        action="store_true",
+        help="a conversation on the ladder: strong for the framing turns, cheap after, "
+        "back up on a trigger, a handoff memory at every switch",
+    )
+    chat.add_argument(
+        "--framing-turns", type=int, default=2, help="--ladder: turns on the strong tier first"
+    )
+    chat.add_argument("--receipt", type=Path, help="--ladder: write the conversation receipt")
 
 
 def _chat(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     from escalate.chat import offline_server, run_chat, tiers_for
 
+    if args.ladder:
+        return _ladder_chat(parser, args)
     try:
         if args.offline:
             server, tiers = offline_server(args.provider)
@@ -238,6 +250,42 @@ def _chat(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     finally:
         if server is not None:
             server.stop()
+    return 0
+
+
+def _ladder_chat(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from escalate.chat import tiers_for
+    from escalate.conversation._terminal import (
+        offline_ladder_server,
+        run_ladder_chat,
+        transcript_json,
+    )
+
+    if args.framing_turns < 1:
+        parser.error("--framing-turns must be at least 1")
+    server = None
+    try:
+        if args.offline:
+            server, tiers = offline_ladder_server(args.provider)
+        else:
+            tiers = tiers_for(
+                args.provider,
+                base_url=args.base_url,
+                cheap=args.cheap,
+                strong=args.strong,
+                api_key=args.api_key,
+            )
+    except ValueError as error:
+        parser.error(str(error))
+    try:
+        chat = run_ladder_chat(
+            tiers, input=sys.stdin, output=sys.stdout, framing_turns=args.framing_turns
+        )
+    finally:
+        if server is not None:
+            server.stop()
+    if args.receipt is not None:
+        args.receipt.write_text(transcript_json(chat) + "\n")
     return 0
 
 

@@ -45,12 +45,14 @@ def test_capabilities_are_data_on_each_provider() -> None:
     assert {name: p.supports_n for name, p in PROVIDERS.items()} == {
         "openai": True,
         "anthropic": False,
+        "google": False,
         "compatible": True,
     }
     json_modes = {"json_mode", "json_schema_mode", "markdown_json_mode"}
     assert PROVIDERS["openai"].logprob_modes == json_modes
     assert PROVIDERS["compatible"].logprob_modes == json_modes
     assert PROVIDERS["anthropic"].logprob_modes == frozenset()
+    assert PROVIDERS["google"].logprob_modes == frozenset()
     assert provider_of("compatible/llama3") is PROVIDERS["compatible"]
     assert provider_of(Tier("mistral/large")) is None
 

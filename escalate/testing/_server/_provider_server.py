@@ -80,6 +80,12 @@ class ProviderServer:
         return self.url + "/v1"
 
     @property
+    def google_base_url(self) -> str:
+        """Base URL for a ``google/...`` tier: ``url + "/v1beta/openai"``, the path of
+        Gemini's OpenAI-compatible endpoint (answered in the OpenAI wire format)."""
+        return self.url + "/v1beta/openai"
+
+    @property
     def anthropic_base_url(self) -> str:
         """Base URL for `anthropic.Anthropic(base_url=...)`: `url`."""
         return self.url
