@@ -14,6 +14,9 @@ from escalate.store._report import Report
 
 __all__ = ["print_report", "report_csv", "report_json", "summary_lines"]
 
+_Section = tuple[str, list[str], list[list[str]]]
+"""A table of the report: its title, its header, its rows."""
+
 
 def _default(value: object) -> Any:
     if isinstance(value, Decimal):
@@ -55,7 +58,7 @@ def _funnel_row(f: Funnel, tiers: Sequence[str]) -> list[str]:
     ]
 
 
-def _sections(report: Report) -> Iterable[tuple[str, list[str], list[list[str]]]]:
+def _sections(report: Report) -> Iterable[_Section]:
     """(title, header, rows) of every table of the report, in order."""
     tiers = _tiers(report)
     head = ["calls", "escalated", *[f"by {t}" for t in tiers], "best effort", "failed", "USD/call"]
@@ -68,7 +71,23 @@ def _sections(report: Report) -> Iterable[tuple[str, list[str], list[list[str]]]
             [title[:-1].lower(), "rejections", "calls", "escalations"],
             [[f.key, str(f.rejections), str(f.calls), str(f.escalations)] for f in firings],
         )
+    yield _paths(report)
+    yield _savings(report)
+    yield _quality(report)
     yield (
+        "Top escalation reasons",
+        ["trigger", "gate", "reason", "count", "example"],
+        [[r.trigger, r.gate or "", r.reason, str(r.count), r.example] for r in report.reasons],
+    )
+    yield (
+        "Calibration hints",
+        ["gate", "verdict", "detail"],
+        [[h.gate, h.verdict, h.detail] for h in report.calibration],
+    )
+
+
+def _paths(report: Report) -> _Section:
+    return (
         "Cost and latency by path",
         ["path", "calls", "USD total", "USD/call", "p50 s", "p90 s", "p99 s"],
         [
@@ -85,10 +104,13 @@ def _sections(report: Report) -> Iterable[tuple[str, list[str], list[list[str]]]
             for p in report.paths
         ],
     )
+
+
+def _savings(report: Report) -> _Section:
     savings = list(report.savings)
     if report.total_saving is not None and len(savings) > 1:
         savings.append(report.total_saving)
-    yield (
+    return (
         "Saving against always-strongest (estimate)",
         [
             "function",
@@ -116,7 +138,10 @@ def _sections(report: Report) -> Iterable[tuple[str, list[str], list[list[str]]]
             for s in savings
         ],
     )
-    yield (
+
+
+def _quality(report: Report) -> _Section:
+    return (
         "Quality by tier (feedback and regenerations)",
         [
             "tier",
@@ -137,16 +162,6 @@ def _sections(report: Report) -> Iterable[tuple[str, list[str], list[list[str]]]
             ]
             for q in report.quality
         ],
-    )
-    yield (
-        "Top escalation reasons",
-        ["trigger", "gate", "reason", "count", "example"],
-        [[r.trigger, r.gate or "", r.reason, str(r.count), r.example] for r in report.reasons],
-    )
-    yield (
-        "Calibration hints",
-        ["gate", "verdict", "detail"],
-        [[h.gate, h.verdict, h.detail] for h in report.calibration],
     )
 
 

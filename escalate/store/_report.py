@@ -199,19 +199,7 @@ def _saving(function: str, calls: list[Any], data: Loaded, prices: Mapping[str, 
             None,
             unpriced,
         )
-    priced = 0
-    estimate = Decimal(0)
-    actual_priced = Decimal(0)
-    cheap = Decimal(0)
-    for call in calls:
-        own = data.attempts.get(call.id, [])
-        cost = rate.cost(*first_request_tokens(own))
-        if cost is None:
-            continue
-        priced += 1
-        estimate += cost
-        actual_priced += call.known_cost_usd
-        cheap += sum((a.cost_usd or 0 for a in own if a.tier != strongest), Decimal(0))
+    priced, estimate, actual_priced, cheap = _priced(calls, data, rate, strongest)
     missing = len(calls) - priced
     note = f"{missing} call(s) reported no tokens: left out" if missing else None
     breakeven = break_even_rate(cheap / priced, estimate / priced) if priced else None
@@ -228,6 +216,27 @@ def _saving(function: str, calls: list[Any], data: Loaded, prices: Mapping[str, 
         breakeven,
         note,
     )
+
+
+def _priced(
+    calls: list[Any], data: Loaded, rate: Rate, strongest: str | None
+) -> tuple[int, Decimal, Decimal, Decimal]:
+    """Over the calls whose first request reported tokens: how many, the always-strongest
+    estimate, their actual cost, and what their cheaper tiers cost."""
+    priced = 0
+    estimate = Decimal(0)
+    actual_priced = Decimal(0)
+    cheap = Decimal(0)
+    for call in calls:
+        own = data.attempts.get(call.id, [])
+        cost = rate.cost(*first_request_tokens(own))
+        if cost is None:
+            continue
+        priced += 1
+        estimate += cost
+        actual_priced += call.known_cost_usd
+        cheap += sum((a.cost_usd or 0 for a in own if a.tier != strongest), Decimal(0))
+    return priced, estimate, actual_priced, cheap
 
 
 def _regenerated(data: Loaded) -> dict[str, str]:
