@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
 
@@ -73,24 +73,7 @@ def rate_line(
         f'<svg id="{chart_id}" class="chart" role="img" viewBox="0 0 {width} {height}" '
         f'width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">'
     ]
-    for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
-        parts.append(
-            f'<line x1="{left}" x2="{width - right}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" '
-            f'class="grid"/><text x="{left - 6}" y="{y(tick) + 4:.1f}" text-anchor="end" '
-            f'class="muted">{tick:.0%}</text>'
-        )
-    if band is not None:
-        low, high = band
-        parts.append(
-            f'<rect class="band" x="{left}" y="{y(high):.1f}" width="{plot_w}" '
-            f'height="{max(y(low) - y(high), 1):.1f}"><title>baseline band {low:.0%}-{high:.0%}'
-            "</title></rect>"
-        )
-    if ceiling is not None:
-        parts.append(
-            f'<line class="ceiling" x1="{left}" x2="{width - right}" y1="{y(ceiling):.1f}" '
-            f'y2="{y(ceiling):.1f}"><title>ceiling {ceiling:.0%}</title></line>'
-        )
+    parts.extend(_guides(y, left, width - right, band, ceiling))
     if not points:
         parts.append(f'<text x="{left + 8}" y="{top + 20}" class="muted">no data</text>')
     path = " ".join(
@@ -111,6 +94,36 @@ def rate_line(
             )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _guides(
+    y: Callable[[float], float],
+    left: int,
+    end: int,
+    band: tuple[float, float] | None,
+    ceiling: float | None,
+) -> list[str]:
+    """The rate chart's grid lines, baseline band and ceiling, from x ``left`` to ``end``."""
+    guides: list[str] = []
+    for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
+        guides.append(
+            f'<line x1="{left}" x2="{end}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" '
+            f'class="grid"/><text x="{left - 6}" y="{y(tick) + 4:.1f}" text-anchor="end" '
+            f'class="muted">{tick:.0%}</text>'
+        )
+    if band is not None:
+        low, high = band
+        guides.append(
+            f'<rect class="band" x="{left}" y="{y(high):.1f}" width="{end - left}" '
+            f'height="{max(y(low) - y(high), 1):.1f}"><title>baseline band {low:.0%}-{high:.0%}'
+            "</title></rect>"
+        )
+    if ceiling is not None:
+        guides.append(
+            f'<line class="ceiling" x1="{left}" x2="{end}" y1="{y(ceiling):.1f}" '
+            f'y2="{y(ceiling):.1f}"><title>ceiling {ceiling:.0%}</title></line>'
+        )
+    return guides
 
 
 def _short(text: str, limit: int) -> str:
