@@ -217,25 +217,7 @@ def _paths(report: Report) -> str:
 
 
 def _savings(report: Report) -> str:
-    items: list[Bar] = []
-    for s in report.savings:
-        items.append(
-            Bar(
-                f"{s.function.rsplit('.', 1)[-1]}: cascade",
-                float(s.actual_usd),
-                _usd(s.actual_usd, 4),
-                "#2f6fde",
-            )
-        )
-        if s.always_strongest_usd is not None:
-            items.append(
-                Bar(
-                    f"always {s.strongest_tier}",
-                    float(s.always_strongest_usd),
-                    f"{_usd(s.always_strongest_usd, 4)} (estimate)",
-                    "#b0b6c3",
-                )
-            )
+    items = _saving_bars(report)
     rows = [
         [
             s.function,
@@ -273,6 +255,30 @@ def _savings(report: Report) -> str:
         "which the cascade would cost as much as always-strongest.</p>",
         wide=True,
     )
+
+
+def _saving_bars(report: Report) -> list[Bar]:
+    """Each function's cascade cost, then its always-strongest estimate when priced."""
+    items: list[Bar] = []
+    for s in report.savings:
+        items.append(
+            Bar(
+                f"{s.function.rsplit('.', 1)[-1]}: cascade",
+                float(s.actual_usd),
+                _usd(s.actual_usd, 4),
+                "#2f6fde",
+            )
+        )
+        if s.always_strongest_usd is not None:
+            items.append(
+                Bar(
+                    f"always {s.strongest_tier}",
+                    float(s.always_strongest_usd),
+                    f"{_usd(s.always_strongest_usd, 4)} (estimate)",
+                    "#b0b6c3",
+                )
+            )
+    return items
 
 
 def _reasons(report: Report) -> str:
