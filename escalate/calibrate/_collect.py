@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
+from escalate._call import CallPath
 from escalate._plan import Plan
 from escalate._receipt import Attempt, Receipt
 from escalate.calibrate._economics import TierRun
@@ -274,6 +275,31 @@ def collect(
     tick = _ticker(progress, len(items))
 
     the_gate = _the_gate(swapped, gate)
+    sync_one, async_one = _runners(path, singles, names, the_gate, judge, gated, tick)
+    runs = _map(fn, items, sync_one, async_one, concurrency)
+    notes = _notes(plan, runs, names)
+    return Observations(
+        function=plan.function,
+        gate=gate,
+        tiers=names,
+        gated=tuple(gated),
+        when_unmet=plan.when_unmet,
+        items=tuple(item.id if item.id is not None else str(i) for i, item in enumerate(items)),
+        runs=tuple(runs),
+        notes=tuple(notes),
+    )
+
+
+def _runners(
+    path: CallPath,
+    singles: Sequence[Plan],
+    names: Sequence[str],
+    the_gate: Any,
+    judge: Grader,
+    gated: Sequence[bool],
+    tick: Callable[[], None],
+) -> tuple[Callable[[int, Item], tuple[TierRun, ...]], Callable[[int, Item], Awaitable[Any]]]:
+    """One item's runs on every tier alone, the sync way and the async way."""
 
     def sync_one(index: int, item: Item) -> tuple[TierRun, ...]:
         runs = []
@@ -301,18 +327,7 @@ def collect(
         tick()
         return tuple(runs)
 
-    runs = _map(fn, items, sync_one, async_one, concurrency)
-    notes = _notes(plan, runs, names)
-    return Observations(
-        function=plan.function,
-        gate=gate,
-        tiers=names,
-        gated=tuple(gated),
-        when_unmet=plan.when_unmet,
-        items=tuple(item.id if item.id is not None else str(i) for i, item in enumerate(items)),
-        runs=tuple(runs),
-        notes=tuple(notes),
-    )
+    return sync_one, async_one
 
 
 def _the_gate(plan: Plan, name: str) -> Any:
