@@ -278,6 +278,7 @@ class Pick(BaseModel):
 def test_consistency_returns_the_majority_and_counts_every_sample(
     build: Any, server: ProviderServer, tiers: list[Tier]
 ) -> None:
+    from escalate import SamplingCostWarning
     from escalate.gates import consistency
 
     server.script(
@@ -287,9 +288,12 @@ def test_consistency_returns_the_majority_and_counts_every_sample(
         Reply(data={"label": "Ham ", "why": "c"}),
         Reply(data={"label": "ham", "why": "d"}),
     )
-    ask = build(
-        tiers=tiers, response_model=Pick, gates=[consistency(4, field="label", one_request=False)]
-    )
+    with pytest.warns(SamplingCostWarning, match="the strongest"):  # on purpose here
+        ask = build(
+            tiers=tiers,
+            response_model=Pick,
+            gates=[consistency(4, field="label", one_request=False)],
+        )
 
     pick = ask("classify: hello")
 
@@ -309,9 +313,12 @@ def test_consistency_escalates_when_samples_disagree(
 
     server.script("gpt-4o-mini", *(Reply(data={"label": x}) for x in ("a", "b", "c")))
     server.script("claude-sonnet-4-5", *(Reply(data={"label": "b"}) for _ in range(3)))
-    ask = build(
-        tiers=tiers, response_model=Pick, gates=[consistency(3, field="label", one_request=False)]
-    )
+    with pytest.warns(SamplingCostWarning, match="the strongest"):  # on purpose here
+        ask = build(
+            tiers=tiers,
+            response_model=Pick,
+            gates=[consistency(3, field="label", one_request=False)],
+        )
 
     receipt = receipt_of(ask("q"))
 

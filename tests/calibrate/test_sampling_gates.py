@@ -5,6 +5,7 @@ a call counts every sample, and one collection at the largest n replays every sm
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -118,7 +119,7 @@ def test_calibrating_consistency_with_separate_samples_counts_each(
     assert [run.votes for run in cheap][1] == ("2", "2", "7", "2", "2")
     assert [run.score for run in cheap] == [1.0, 0.8, 0.6, 0.4, 0.6]
     one = cheap[0].cost_at[0]
-    assert cheap[0].cost_usd == pytest.approx(5 * one, rel=0.05)
+    assert cheap[0].cost_usd == pytest.approx(5 * one, rel=Decimal("0.05"))
     assert observed.at_samples(2).runs[0][0].cost_usd == cheap[0].cost_at[1]
 
 
