@@ -15,6 +15,7 @@ from escalate import (
     BudgetExceeded,
     ConfigurationError,
     Route,
+    SamplingCostWarning,
     Tier,
     escalating,
     options,
@@ -278,7 +279,6 @@ class Pick(BaseModel):
 def test_consistency_returns_the_majority_and_counts_every_sample(
     build: Any, server: ProviderServer, tiers: list[Tier]
 ) -> None:
-    from escalate import SamplingCostWarning
     from escalate.gates import consistency
 
     server.script(
