@@ -4,6 +4,7 @@ A tier has one or more deployments (itself, then its ``fallbacks``). A :class:`D
 builds its SDK and instructor clients on first use (through its provider's entry), sends
 requests, and turns everything a request can come to into an
 :data:`~escalate._outcomes.TierCall` with an attempt on the receipt for every request.
+Responses read for meaning: :mod:`escalate._responses`; n choices: :mod:`escalate._choices`.
 """
 
 from __future__ import annotations
@@ -19,14 +20,16 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+import escalate._choices as _choices
 import escalate._instructor_logs  # noqa: F401  (installs the log filter)
-from escalate._failures import Classified, classify, short, unanswered_cost, validation_reason
+from escalate._failures import classify, unanswered_cost, validation_reason
 from escalate._outcomes import Answered, Failed, TierCall
 from escalate._plan import Messages
 from escalate._pricing import Priced, price_usage
 from escalate._providers import PROVIDERS, client_flavour
 from escalate._receipt import Attempt, Trigger
 from escalate._recorder import Recorder, recording, shared_hooks
+from escalate._responses import _from_response, _mid_stream
 from escalate._secrets import remember_secrets, scrub, scrub_error, secrets_of
 from escalate._switches import blocked_providers
 from escalate.exceptions import ConfigurationError, ProviderCallBlocked
@@ -72,83 +75,6 @@ async def _close_with_the_loop(client: Any) -> AsyncIterator[None]:
     finally:
         with contextlib.suppress(Exception):
             await client.close()
-
-
-def _from_response(recorder: Recorder) -> Classified | None:
-    """What the last response itself says, where instructor's error would mislead: a body
-    that is not JSON at all (a proxy's HTML page, which the SDKs hand over as text) is the
-    provider's failure, not a bad answer; a refusal is the model's own quality failure."""
-    response = recorder.pending[-1].get("response") if recorder.pending else None
-    if isinstance(response, (str, bytes)):
-        reason = f"the provider sent a body that is not JSON: {short(str(response), 200)!r}"
-        return Classified("provider", "provider_error", "bad_response", reason, _NotJson(reason))
-    refusal = _refusal(response)
-    if refusal is not None:
-        reason = f"the model refused: {short(refusal, 300)}"
-        return Classified("quality", "rejected", "refusal", reason, _Refused(reason))
-    return None
-
-
-def _mid_stream(recorder: Recorder) -> bool:
-    # A stream's headers arrived (its record has the response) and then its body broke:
-    # the failure is that request's, not another one's.
-    response = recorder.pending[-1].get("response") if recorder.pending else None
-    return hasattr(response, "_iterator")
-
-
-def _refusal(response: Any) -> str | None:
-    choices = getattr(response, "choices", None)
-    if not choices:
-        return None
-    refusal = getattr(getattr(choices[0], "message", None), "refusal", None)
-    return refusal if isinstance(refusal, str) and refusal else None
-
-
-def _with_choices(recorder: Recorder) -> Any:
-    """The last response if it came back with choices to read, else None."""
-    response = recorder.pending[-1].get("response") if recorder.pending else None
-    return response if getattr(response, "choices", None) else None
-
-
-def _one_choice(
-    model: Any,
-    single: Any,
-    choice: Any,
-    context: Mapping[str, Any] | None,
-    mode: Any,
-    scrub_text: Callable[[str], str],
-) -> TierCall:
-    """One choice (a completion holding it alone) parsed into the response model."""
-    from pydantic import ValidationError
-
-    refusal = getattr(getattr(choice, "message", None), "refusal", None)
-    if isinstance(refusal, str) and refusal:
-        reason = f"the model refused: {short(refusal, 300)}"
-        return Failed("quality", "refusal", reason, _Refused(reason), ())
-    if getattr(choice, "finish_reason", None) == "length":
-        reason = "the output was cut off at the token limit"
-        return Failed("quality", "truncated", reason, _NoChoice(reason), ())
-    try:
-        value = model.from_response(single, validation_context=context, mode=mode)
-    except ValidationError as error:
-        reason = scrub_text(validation_reason(error))
-        return Failed("quality", "validation", reason, error, ())
-    except Exception as error:  # no tool call, no JSON: the choice is not an answer
-        reason = scrub_text(f"{type(error).__name__}: {short(str(error), 300)}")
-        return Failed("quality", "validation", reason, error, ())
-    return Answered(value, ())
-
-
-class _NoChoice(Exception):
-    """The ``__cause__`` recorded for a choice that gave no answer."""
-
-
-class _NotJson(Exception):
-    """The ``__cause__`` recorded for a response body that is not JSON."""
-
-
-class _Refused(Exception):
-    """The ``__cause__`` recorded for a model's refusal."""
 
 
 class Deployment:
@@ -357,128 +283,21 @@ class Deployment:
             recording.reset(token)
         return self._streamed(last, response_model, recorder)
 
-    # -- prompt caching for repeated requests --------------------------------------------
+    # -- prompt cache, n choices: escalate._choices (its functions serve as methods) ----
 
     @property
     def prompt_caching(self) -> bool:
         """Whether this provider caches a marked prompt prefix (Anthropic)."""
-        return self.provider.prompt_caching
-
-    def cache_marked(self, messages: Messages) -> Messages:
-        """``messages`` with the whole prompt marked for the prompt cache (the last content
-        block of the last message gets ``cache_control: ephemeral``), so the samples that
-        repeat the request after the first read it from the cache; unchanged where the
-        provider has no prompt cache."""
-        if not self.provider.prompt_caching or not messages:
-            return messages
-        *head, last = messages
-        content = last.get("content")
-        if isinstance(content, str):
-            blocks: list[Any] = [{"type": "text", "text": content}]
-        elif isinstance(content, list) and content and isinstance(content[-1], dict):
-            blocks = [*content[:-1], dict(content[-1])]
-        else:
-            return messages
-        blocks[-1] = {**blocks[-1], "cache_control": {"type": "ephemeral"}}
-        return [*head, {**last, "content": blocks}]
-
-    # -- several choices in one request ---------------------------------------------------
+        return _choices.prompt_caching(self)
 
     @property
     def supports_n(self) -> bool:
-        """Whether one request here can ask for several choices (``n``): the provider takes
-        it and the tier does not stream."""
-        return self.provider.supports_n and not self.config.stream
+        """Whether one request here can ask for several choices (``n``; the tier not streaming)."""
+        return _choices.supports_n(self)
 
-    def _choices_request(
-        self,
-        messages: Messages,
-        response_model: type[Any],
-        n: int,
-        context: Mapping[str, Any] | None,
-    ) -> tuple[dict[str, Any], Recorder]:
-        kwargs, recorder = self.request(messages, response_model, context)
-        # instructor would re-ask the whole request for its first choice alone: each choice
-        # is validated here instead, and one that fails is a failed sample.
-        kwargs.update(n=n, max_retries=0)
-        return kwargs, recorder
-
-    def call_choices_sync(
-        self,
-        messages: Messages,
-        response_model: type[Any],
-        n: int,
-        *,
-        context: Mapping[str, Any] | None = None,
-    ) -> TierCall:
-        """One request for ``n`` choices from a sync face: one attempt, every choice
-        validated on its own (see :class:`~escalate._plan.ChoicesBackend`)."""
-        self._refuse_if_blocked()
-        kwargs, recorder = self._choices_request(messages, response_model, n, context)
-        client = self.instructor(False)
-        token = recording.set(recorder)
-        try:
-            client.create_with_completion(**kwargs)
-        except Exception as error:
-            if _with_choices(recorder) is None:
-                return self.failed(error, recorder)
-        finally:
-            recording.reset(token)
-        return self._choices(recorder, kwargs["response_model"], n, context)
-
-    async def call_choices_async(
-        self,
-        messages: Messages,
-        response_model: type[Any],
-        n: int,
-        *,
-        context: Mapping[str, Any] | None = None,
-    ) -> TierCall:
-        """One request for ``n`` choices from an async face (see :meth:`call_choices_sync`)."""
-        self._refuse_if_blocked()
-        kwargs, recorder = self._choices_request(messages, response_model, n, context)
-        client = await self.async_instructor()
-        token = recording.set(recorder)
-        try:
-            await client.create_with_completion(**kwargs)
-        except Exception as error:
-            if _with_choices(recorder) is None:
-                return self.failed(error, recorder)
-        finally:
-            recording.reset(token)
-        return self._choices(recorder, kwargs["response_model"], n, context)
-
-    def _choices(
-        self, recorder: Recorder, model: Any, n: int, context: Mapping[str, Any] | None
-    ) -> TierCall:
-        """Every choice of the response, validated as instructor validates its first one
-        (tool-call arguments in TOOLS mode, ``message.content`` in the JSON modes)."""
-        import instructor
-
-        response = _with_choices(recorder)
-        assert response is not None
-        record = recorder.pending[-1]
-        record.pop("failure", None)  # instructor judged the first choice alone
-        mode = self.config.mode or instructor.Mode.TOOLS
-        outcomes: list[TierCall] = []
-        raws: list[str] = []
-        for choice in response.choices:
-            single = response.model_copy(update={"choices": [choice]})
-            raws.append(self.provider.raw_output(single) or "")
-            outcomes.append(_one_choice(model, single, choice, context, mode, self.scrub))
-        record["raw_output"] = "\n".join(raws)
-        first = next((o for o in outcomes if isinstance(o, Answered)), None)
-        if first is None:
-            failed = outcomes[0] if outcomes else None
-            reason = f"none of the {len(outcomes)} choices validated"
-            if isinstance(failed, Failed):
-                reason += f"; the first: {failed.reason}"
-            error = failed.error if isinstance(failed, Failed) else _NoChoice(reason)
-            attempts = recorder.attempts(("rejected", "validation", reason, None))
-            attempts = tuple(a.model_copy(update={"choices": n}) for a in attempts)
-            return Failed("quality", "validation", reason, error, attempts)
-        attempts = tuple(a.model_copy(update={"choices": n}) for a in recorder.attempts(None))
-        return Answered(first.value, attempts, response, tuple(outcomes))
+    cache_marked = _choices.cache_marked
+    call_choices_sync = _choices.call_choices_sync
+    call_choices_async = _choices.call_choices_async
 
     # -- outcomes --------------------------------------------------------------------------
 
