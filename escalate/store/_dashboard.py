@@ -141,9 +141,14 @@ def _timeline(store: Store, filters: Filters, buckets: int = 12) -> list[tuple[s
     else:
         width: timedelta = span / buckets or timedelta(seconds=1)
 
+        # Label each span by its start, to the millisecond when spans are shorter than a
+        # second: labels that collapsed to the same second merged spans into one point.
+        fmt = "%H:%M:%S" if width >= timedelta(seconds=1) else "%H:%M:%S.%f"
+
         def key(t: datetime) -> str:
             index = min(int((t - first) / width), buckets - 1)
-            return (first + width * index).astimezone(UTC).strftime("%H:%M:%S")
+            label = (first + width * index).astimezone(UTC).strftime(fmt)
+            return label[:-3] if fmt.endswith("%f") else label
 
     groups: dict[str, list[bool]] = {}
     for t, call in zip(times, calls, strict=True):
