@@ -10,7 +10,15 @@ from escalate._breaker import Breaker, set_breakers
 from escalate._config import Tier
 from escalate._decorator import escalating
 from escalate._pricing import Price
-from escalate._receipt import SCHEMA_VERSION, Attempt, Move, Receipt, Route
+from escalate._receipt import (
+    SCHEMA_VERSION,
+    Adaptive,
+    Attempt,
+    AuditVerdict,
+    Move,
+    Receipt,
+    Route,
+)
 from escalate._results import Text, awith_receipt, receipt_of, with_receipt
 from escalate._retry import Retry
 from escalate._routing import options
@@ -39,8 +47,10 @@ except (
 
 __all__ = [
     "SCHEMA_VERSION",
+    "Adaptive",
     "AllTiersFailed",
     "Attempt",
+    "AuditVerdict",
     "Breaker",
     "BreakerOpen",
     "BudgetExceeded",

@@ -31,8 +31,10 @@ __all__ = [
     "PROVIDER_TRIGGERS",
     "QUALITY_TRIGGERS",
     "SCHEMA_VERSION",
+    "Adaptive",
     "Attempt",
     "AttemptOutcome",
+    "AuditVerdict",
     "CallOutcome",
     "Move",
     "Purpose",
@@ -85,10 +87,11 @@ PROVIDER_TRIGGERS: frozenset[str] = frozenset(
     }
 )
 
-Purpose = Literal["answer", "reask", "retry", "sample", "follow_up"]
+Purpose = Literal["answer", "reask", "retry", "sample", "follow_up", "audit"]
 """Why a request was made: a tier's first ``answer``, a ``reask`` after a validation
 error or a gate's rejection, a ``retry`` after a provider failure, a consistency gate's
-``sample``, or a gate's ``follow_up`` question."""
+``sample``, a gate's ``follow_up`` question, or an ``audit`` of an answer that passed
+(a stronger tier's second opinion, never the returned answer)."""
 
 AttemptOutcome = Literal["answered", "rejected", "provider_error", "error", "skipped", "cancelled"]
 """What became of one attempt. ``answered``: its answer was accepted. ``rejected``: a
@@ -176,6 +179,33 @@ class Move(_Frozen):
     """After a self-escalation: the model's restatement of the question."""
 
 
+class Adaptive(_Frozen):
+    """The numbers behind an adaptive start (``escalating(adaptive=...)``): the cheap
+    tier's pass rate in this task class, learned from earlier receipts, and the expected
+    costs that decided where the call started."""
+
+    task_class: str
+    """The class the estimate is kept for: the function, and its task when it has one."""
+    tier: str
+    """The tier whose pass rate was estimated (the cheapest)."""
+    pass_rate: float
+    """The posterior mean of that tier's pass rate (a Beta posterior, recent calls
+    weighted more)."""
+    low: float
+    high: float
+    """A 90% credible interval of the pass rate."""
+    observations: float
+    """The weight of evidence behind it: calls seen, discounted by age."""
+    cost_start_cheap: Decimal | None
+    """The expected cost of starting on ``tier``: its cost, plus the chance it fails times
+    the cost of the tiers above; ``None`` until costs are measured."""
+    cost_start_higher: Decimal | None
+    """The expected cost of starting on the next tier up."""
+    explored: bool = False
+    """The estimate said start higher, but this call started cheap on purpose (a small
+    share of calls does, so the estimate stays current)."""
+
+
 class Route(_Frozen):
     """Where the call started, and who chose it."""
 
@@ -184,6 +214,28 @@ class Route(_Frozen):
     """``default`` (the cheapest tier), ``route`` (the decorator's ``route=`` function),
     ``options`` (``escalate.options(start_at=...)``), ``adaptive`` (learned)."""
     reason: str | None = None
+    adaptive: Adaptive | None = Field(default=None, exclude_if=_unset)
+    """With ``source="adaptive"``: the estimate and costs behind the start."""
+
+
+class AuditVerdict(_Frozen):
+    """A stronger tier's second opinion on an answer that passed every gate
+    (``escalating(audit=...)``): whether the two agree on the audit's key. A disagreement
+    is a false pass of the gates and tier that let the answer through, and a label."""
+
+    tier: str
+    """The auditing tier (the strongest by default)."""
+    of_tier: str
+    """The tier whose returned answer was audited."""
+    gates: tuple[str, ...] = ()
+    """The gates the audited answer passed."""
+    key: str | None = None
+    """What was compared (a field name, or the key function's name)."""
+    answer_key: str | None = None
+    audit_key: str | None = None
+    agreed: bool | None = None
+    """``None`` when the audit got no answer (its attempt says why)."""
+    mode: Literal["inline", "background"] = "inline"
 
 
 def new_receipt_id() -> str:
@@ -220,6 +272,8 @@ class Receipt(_Frozen):
     latency_s: float
     """Wall time of the whole call, backoff sleeps included."""
     notes: tuple[str, ...] = ()
+    audit: AuditVerdict | None = Field(default=None, exclude_if=_unset)
+    """The audit of the returned answer, when this call was audited."""
 
     @computed_field  # type: ignore[prop-decorator]
     @property
