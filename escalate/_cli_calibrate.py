@@ -121,6 +121,12 @@ def _add_objective_options(calibrate: argparse.ArgumentParser) -> None:
     aim.add_argument(
         "--max-cost-per-1k", type=_usd, metavar="USD", help="budget in USD per 1,000 calls"
     )
+    aim.add_argument(
+        "--max-cost-of-strongest",
+        type=_fraction,
+        metavar="R",
+        help="a share of what the strongest tier alone costs, e.g. 0.5",
+    )
 
 
 def _add_output_options(calibrate: argparse.ArgumentParser) -> None:
@@ -154,6 +160,7 @@ def _objective(args: argparse.Namespace) -> Objective:
         min_accuracy_of_strongest=args.min_accuracy_of_strongest,
         max_escalation_rate=args.max_escalation,
         max_cost_per_call_usd=None if cost is None else cost / 1000,
+        max_cost_of_strongest=args.max_cost_of_strongest,
     )
 
 

@@ -227,12 +227,16 @@ def _row_dict(row: Row) -> dict[str, Any]:
 
 def _objective_dict(objective: Objective) -> dict[str, Any]:
     cost = objective.max_cost_per_call_usd
-    return {
+    data: dict[str, Any] = {
         "min_accuracy": objective.min_accuracy,
         "min_accuracy_of_strongest": objective.min_accuracy_of_strongest,
         "max_escalation_rate": objective.max_escalation_rate,
         "max_cost_per_call_usd": None if cost is None else str(cost),
     }
+    # Added later: written only when set, so files of earlier objectives stay as they were.
+    if objective.max_cost_of_strongest is not None:
+        data["max_cost_of_strongest"] = objective.max_cost_of_strongest
+    return data
 
 
 def _objective_from(data: Mapping[str, Any]) -> Objective:
@@ -241,6 +245,7 @@ def _objective_from(data: Mapping[str, Any]) -> Objective:
         min_accuracy_of_strongest=data.get("min_accuracy_of_strongest"),
         max_escalation_rate=data.get("max_escalation_rate"),
         max_cost_per_call_usd=data.get("max_cost_per_call_usd"),
+        max_cost_of_strongest=data.get("max_cost_of_strongest"),
     )
 
 

@@ -294,7 +294,8 @@ class Objective:
     With an accuracy target (``min_accuracy``, or ``min_accuracy_of_strongest``: a share of
     the strongest tier's accuracy alone), the *cheapest* threshold that meets it and every
     other limit. Without one, the *most accurate* threshold within the limits
-    (``max_escalation_rate``, ``max_cost_per_call_usd``). Ties go to the cheaper, then the
+    (``max_escalation_rate``, ``max_cost_per_call_usd``, ``max_cost_of_strongest``: a share
+    of what the strongest tier alone costs). Ties go to the cheaper, then the
     lower threshold. A threshold whose cascade costs more than the strongest tier alone
     and is no more accurate is never picked: the strongest tier alone would do better.
 
@@ -306,9 +307,15 @@ class Objective:
     min_accuracy_of_strongest: float | None = None
     max_escalation_rate: float | None = None
     max_cost_per_call_usd: Decimal | float | str | None = None
+    max_cost_of_strongest: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("min_accuracy", "min_accuracy_of_strongest", "max_escalation_rate"):
+        for name in (
+            "min_accuracy",
+            "min_accuracy_of_strongest",
+            "max_escalation_rate",
+            "max_cost_of_strongest",
+        ):
             value = getattr(self, name)
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
@@ -335,6 +342,8 @@ class Objective:
         if self.max_cost_per_call_usd is not None:
             cost = Decimal(str(self.max_cost_per_call_usd))
             limits.append(f"cost <= ${cost * 1000:.3f} per 1k calls")
+        if self.max_cost_of_strongest is not None:
+            limits.append(f"cost <= {self.max_cost_of_strongest:.0%} of the strongest tier's")
         targets = []
         if self.min_accuracy is not None:
             targets.append(f"accuracy >= {self.min_accuracy:.1%}")
@@ -361,6 +370,9 @@ def pick(rows: Sequence[Row], objective: Objective, strongest: Baseline) -> Row:
         relative = objective.min_accuracy_of_strongest * strongest.accuracy
         target = relative if target is None else max(target, relative)
     cap = objective.max_cost_per_call_usd
+    if objective.max_cost_of_strongest is not None:
+        share = Decimal(str(objective.max_cost_of_strongest)) * strongest.cost_per_call_usd
+        cap = share if cap is None else min(Decimal(str(cap)), share)
     if target is None and cap is None and objective.max_escalation_rate is None:
         cap = strongest.cost_per_call_usd
     feasible = [

@@ -34,6 +34,16 @@ def test_picking_by_objective(observed: Observations) -> None:
     budget = rows["0.95"].cost_per_call_usd
     assert picked(Objective(max_cost_per_call_usd=budget)) == "0.95"
     assert picked(Objective(max_cost_per_call_usd=budget - Decimal("1e-9"))) == "0.3"
+    # A share of the strongest tier's cost is a budget too; the tighter of two budgets holds.
+    strongest = analyse(observed).baselines[-1].cost_per_call_usd
+    share = float(budget / strongest)
+    assert picked(Objective(max_cost_of_strongest=share * (1 + 1e-9))) == "0.95"
+    assert picked(Objective(max_cost_of_strongest=share * (1 - 1e-6))) == "0.3"
+    both = Objective(max_cost_of_strongest=1.0, max_cost_per_call_usd=budget - Decimal("1e-9"))
+    assert picked(both) == "0.3"
+    assert "of the strongest tier's" in Objective(max_cost_of_strongest=0.5).describe()
+    with pytest.raises(ValueError, match="max_cost_of_strongest"):
+        Objective(max_cost_of_strongest=-0.5)
     unmet = analyse(observed, Objective(min_accuracy=0.9))
     assert unmet.picked is None and unmet.unmet is not None
     assert "no threshold meets" in unmet.unmet and "strongest tier alone" in unmet.unmet
