@@ -13,7 +13,7 @@ import pytest
 import escalate
 from escalate import Receipt, receipt_of
 from escalate._receipt import AuditVerdict
-from escalate.learn import Example, cheapest_tier, labels_from_receipts, labels_from_store
+from escalate.learn import cheapest_tier, labels_from_receipts, labels_from_store
 from escalate.store import Store
 from escalate.testing._server import ProviderServer
 
