@@ -123,11 +123,11 @@ def make_solver(
     gates: Sequence[Any] = (),
     *,
     name: str = "solve",
-    with_length: bool = True,
+    length_at: float = 0.5,
 ) -> Callable[[str], Answer]:
-    """The function a user writes: the cheap tier with the length gate (at 0.5) and then
-    ``gates``, the strong tier above it."""
-    cheap_gates = [score_gate(length, 0.5, name="length")] if with_length else []
+    """The function a user writes: the cheap tier with the length gate (at ``length_at``)
+    and then ``gates``, the strong tier above it."""
+    cheap_gates = [score_gate(length, length_at, name="length")]
     tiers = [
         Tier(
             f"openai/{CHEAP}",
