@@ -8,8 +8,12 @@ weights are as many as a real model has. Prints microseconds per score (the medi
 several rounds over every text), and how that time splits between building the feature
 vector and the dot product.
 
-Run: ``python benchmarks/learn_scoring.py [--texts N] [--rounds R]`` (needs the ``learn``
-extra to train the model it times; scoring itself needs neither numpy nor scikit-learn).
+A yardstick is printed beside it: the time of ``sum(range(1000))`` on the same machine at the
+same moment, to scale the figure to another machine (or to a loaded one).
+
+Run: ``python benchmarks/learn_scoring.py [--texts N] [--rounds R] [--json PATH]`` (needs
+the ``learn`` extra to train the model it times; scoring itself needs neither numpy nor
+scikit-learn).
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ import argparse
 import json
 import statistics
 import time
+import timeit
 from collections.abc import Callable
+from pathlib import Path
 
 from escalate.demo.answers import final_answer
 from escalate.demo.gsm8k import load_problems
@@ -65,6 +71,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--texts", type=int, default=600)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     texts = _texts(args.texts)
     examples = [Example(p, a, label, s, group=str(i)) for i, (p, a, s, label) in enumerate(texts)]
@@ -105,6 +112,22 @@ def main() -> None:
     )
     print(f"Scorer.score: {per_score:.1f} µs per score (median of {args.rounds} rounds)")
     print(f"  of which the feature vector {per_vector:.1f} µs, the dot product {per_dot:.1f} µs")
+    yardstick = min(timeit.repeat("sum(range(1000))", number=2000, repeat=5)) / 2000 * 1e6
+    print(f"yardstick: sum(range(1000)) takes {yardstick:.1f} µs here")
+    if args.json is not None:
+        figures = {
+            "texts": len(texts),
+            "prompt_words": prompt_words,
+            "answer_words": answer_words,
+            "features_per_answer": nonzero,
+            "weights": len(scorer.weights),
+            "us_per_score": per_score,
+            "us_per_vector": per_vector,
+            "us_per_dot": per_dot,
+            "yardstick_us": yardstick,
+        }
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
 
 
 if __name__ == "__main__":
