@@ -124,7 +124,8 @@ def make_solver(
     *,
     name: str = "solve",
     length_at: float = 0.5,
-) -> Callable[[str], Answer]:
+    is_async: bool = False,
+) -> Callable[[str], Any]:
     """The function a user writes: the cheap tier with the length gate (at ``length_at``)
     and then ``gates``, the strong tier above it."""
     cheap_gates = [score_gate(length, length_at, name="length")]
@@ -142,8 +143,12 @@ def make_solver(
     def solve(text: str) -> str:
         return f"Answer the question: {text}"
 
-    solve.__name__ = solve.__qualname__ = name
-    return escalating(tiers=tiers, response_model=Answer)(solve)
+    async def solve_async(text: str) -> str:
+        return f"Answer the question: {text}"
+
+    prompt: Callable[[str], Any] = solve_async if is_async else solve
+    prompt.__name__ = prompt.__qualname__ = name
+    return escalating(tiers=tiers, response_model=Answer)(prompt)
 
 
 @pytest.fixture

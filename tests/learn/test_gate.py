@@ -120,6 +120,15 @@ def test_the_gate_reads_the_other_gates_scores(served: ProviderServer, tmp_path:
     assert short.attempts[0].gate == "learned"
 
 
+async def test_the_async_face_hands_the_scores_on_too(served: ProviderServer) -> None:
+    features = Features(prompt=False, answer=False, shape=False, scores=("length",))
+    (bucket,) = features.vector("", "", {"length": 1.0})
+    scorer = Scorer({bucket: 4.0}, -2.0, features)
+    solve = make_solver(served, [learned_gate(scorer, 0.5)], is_async=True)
+    receipt = receipt_of(await solve(_ask(1)))
+    assert receipt.attempts[0].scores["learned"] == scorer.score("", "", {"length": 1.0})
+
+
 def test_learned_gate_arguments() -> None:
     scorer = Scorer({}, 0.0)
     gate = learned_gate(scorer, 0.25, name="mine")
