@@ -40,7 +40,7 @@ from escalate.learn._train import Example
 if TYPE_CHECKING:
     from escalate.store import Store
 
-__all__ = ["Key", "cheapest_tier", "labels_from_receipts", "labels_from_store"]
+__all__ = ["Key", "cheapest_tier", "example_of", "labels_from_receipts", "labels_from_store"]
 
 Key = str | Callable[[str], Any]
 """What two answers are compared on: a field of the answer's JSON (a dotted path; a
@@ -97,6 +97,37 @@ def _key_of(key: Key, text: str | None) -> Any:
     if value is None or value == "":
         return None
     return ("value", json.dumps(value, sort_keys=True, default=str))
+
+
+def example_of(
+    receipt: Receipt,
+    label: bool,
+    *,
+    tier: str | None = None,
+    prompt: str = "",
+    group: str | None = None,
+    source: str = "eval",
+    skip_scores: Iterable[str] = ("learned",),
+) -> Example | None:
+    """The :class:`Example` of ``tier``'s first answer in ``receipt`` (default: the first
+    tier it tried), labelled ``label`` by the caller (an evaluation set's grade); None when
+    that tier gave no answer a gate could judge (a provider failure, a validation error).
+
+    For an evaluation set: call the function on each item, grade the cheap answer, and
+    keep ``example_of(receipt_of(result), label=right, prompt=question, group=item.id)``.
+    """
+    tier = tier if tier is not None else (receipt.attempts[0].tier if receipt.attempts else None)
+    skip = set(skip_scores)
+    for attempt in receipt.attempts:
+        if (
+            attempt.tier == tier
+            and attempt.purpose in _ANSWERING
+            and attempt.raw_output is not None
+            and (attempt.outcome == "answered" or attempt.trigger == "gate")
+        ):
+            scores = {k: v for k, v in attempt.scores.items() if k not in skip}
+            return Example(prompt, attempt.raw_output, bool(label), scores, group, source)
+    return None
 
 
 def labels_from_receipts(

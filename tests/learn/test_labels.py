@@ -13,7 +13,7 @@ import pytest
 import escalate
 from escalate import Receipt, receipt_of
 from escalate._receipt import AuditVerdict
-from escalate.learn import cheapest_tier, labels_from_receipts, labels_from_store
+from escalate.learn import cheapest_tier, example_of, labels_from_receipts, labels_from_store
 from escalate.store import Store
 from escalate.testing._server import ProviderServer
 
@@ -133,3 +133,14 @@ def test_labels_from_a_store_join_the_feedback(
         since=first.started_at + timedelta(microseconds=1),
     )
     assert len(later) == 9
+
+
+def test_an_evaluation_set_labels_the_cheap_answer(served: ProviderServer) -> None:
+    receipts = _receipts(served, range(4, 6))  # 4 answered cheap; 5 rejected, escalated
+    kept = example_of(receipts[0], True, prompt=question(4), group="item-4")
+    assert kept is not None and kept.source == "eval" and kept.group == "item-4"
+    assert kept.answer == receipts[0].attempts[0].raw_output and kept.scores == {"length": 1.0}
+    rejected = example_of(receipts[1], False)
+    assert rejected is not None and json.loads(rejected.answer) == cheap_answer(5)
+    assert example_of(receipts[1], True, tier="strong") is not None
+    assert example_of(receipts[0], True, tier="strong") is None
