@@ -12,7 +12,7 @@ features:
 - ``s:`` the other gates' scores (the value; with ``scores=`` naming them, a missing one
   is a feature of its own);
 - ``h:`` the answer's shape: its length in words (log-scaled), its lines (log-scaled), the
-  share of its characters that are digits, and, when the answer is a JSON object (a
+  share of its (UTF-8) bytes that are digits, and, when the answer is a JSON object (a
   pydantic model's output), which of its fields are None or empty and their share;
 - ``x:`` the user's own features, ``extra(prompt, answer_text) -> {name: value}``.
 
