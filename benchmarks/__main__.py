@@ -32,6 +32,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "store": ["store.py", "--json", str(OUT / "store.json")],
     "consistency": ["consistency.py", "--json", str(OUT / "consistency.json")],
     "ladder": ["ladder.py", "--json", str(OUT / "ladder.json")],
+    "learn_scoring": ["learn_scoring.py", "--json", str(OUT / "learn_scoring.json")],
 }
 
 

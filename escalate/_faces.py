@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
+from dataclasses import replace
+from types import MappingProxyType
 from typing import Any
 
 from escalate._engine import walk
@@ -89,9 +91,10 @@ async def run_async(plan: Plan, messages: Messages, call: CallInfo) -> tuple[Any
 
 def _check_sync(step: Check) -> Verdict:
     scores: dict[str, float] = {}
+    context = replace(step.context, scores=MappingProxyType(scores))
     for gate in step.gates:
         try:
-            result = gate(step.answer, step.context)
+            result = gate(step.answer, context)
             if inspect.isawaitable(result):
                 _close(result)
                 raise TypeError(
@@ -106,9 +109,10 @@ def _check_sync(step: Check) -> Verdict:
 
 async def _check_async(step: Check) -> Verdict:
     scores: dict[str, float] = {}
+    context = replace(step.context, scores=MappingProxyType(scores))
     for gate in step.gates:
         try:
-            result = gate(step.answer, step.context)
+            result = gate(step.answer, context)
             _keep(scores, gate, await result if inspect.isawaitable(result) else result)
         except Rejected as rejection:
             return _rejected(scores, gate, rejection)

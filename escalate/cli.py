@@ -1,5 +1,5 @@
-"""The ``escalate`` command: ``escalate demo``, ``chat``, ``calibrate``, ``report``,
-``dashboard``, ``store``, ``schema`` and ``escalate --version``."""
+"""The ``escalate`` command: ``escalate demo``, ``chat``, ``calibrate``, ``learn``,
+``report``, ``dashboard``, ``store``, ``schema`` and ``escalate --version``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from escalate._cli_calibrate import add_calibrate_command, run_calibrate
+from escalate._cli_learn import add_learn_command, run_learn
 from escalate._cli_store import STORE_COMMANDS, add_store_commands, run_store_command
 
 __all__ = ["main", "receipt_schema"]
@@ -33,6 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     _add_chat(commands)
     add_calibrate_command(commands)
+    add_learn_command(commands)
     commands.add_parser(
         "schema",
         help="print the JSON Schema of receipts (docs/receipt-schema.json is this output)",
@@ -46,6 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_store_command(parser, args)
     if args.command == "calibrate":
         return run_calibrate(parser, args)
+    if args.command == "learn":
+        return run_learn(parser, args)
     if args.command == "chat":
         return _chat(parser, args)
     if args.command == "schema":

@@ -92,6 +92,9 @@ class GateContext:
     asked: int = 0
     """How many samples were asked for in this check, failed ones included (``samples``
     holds only those that answered); 0 when no gate asked for samples."""
+    scores: Mapping[str, float] = field(default_factory=dict)
+    """The scores the gates before this one recorded in this check, by gate name (a live,
+    read-only view: a learned gate reads the other gates' scores here)."""
 
 
 GateResult = float | None
