@@ -76,27 +76,24 @@ def run_learn(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
 
 def _learn_gsm8k(args: argparse.Namespace) -> int:
-    try:
-        learning: Any = importlib.import_module("escalate.demo.learning")
-    except ModuleNotFoundError as error:
-        if error.name != "escalate.demo.learning":
-            raise
-        print(
-            "escalate learn --gsm8k: the worked example is not in this version of escalate "
-            "(escalate.demo.learning is missing)",
-            file=sys.stderr,
-        )
-        return 2
-    status = learning.learn_gsm8k(
-        out=args.out,
-        limit=args.limit,
-        seed=args.seed,
-        folds=args.folds,
-        C=args.C,
-        quiet=args.quiet,
-        stream=sys.stdout,
+    learning: Any = importlib.import_module("escalate.demo.learning")
+    quiet = args.quiet
+
+    def progress(text: str) -> None:
+        if not quiet:
+            print(text, file=sys.stderr, flush=True)
+
+    result = learning.learn_gsm8k(
+        limit=args.limit, seed=args.seed, folds=args.folds, C=args.C, progress=progress
     )
-    return 0 if status is None else int(status)
+    print(result.report())
+    if args.out is not None:
+        path = result.final.scorer.save(args.out)
+        print(
+            f"\nThe gate trained on every question is in {path} (its threshold: calibrate it "
+            "on questions it did not learn from)."
+        )
+    return 0
 
 
 def _learn_from_store(

@@ -9,7 +9,6 @@ import io
 import json
 from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
-from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
@@ -178,10 +177,7 @@ def test_the_learn_command(served: ProviderServer, tmp_path: Path) -> None:
     assert status == 1 and "cannot train" in text and "no --key" in text
 
 
-def test_the_gsm8k_hook() -> None:
+def test_gsm8k_and_a_store_are_refused_together() -> None:
+    # the worked example itself: tests/test_demo_learning.py
     with pytest.raises(SystemExit):
         _run(["learn", "--gsm8k", "--store", "x.db"])
-    if find_spec("escalate.demo.learning") is not None:
-        pytest.skip("escalate.demo.learning exists: its own tests cover --gsm8k")
-    status, _, err = _run(["learn", "--gsm8k"])
-    assert status == 2 and "escalate.demo.learning is missing" in err
