@@ -33,6 +33,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "consistency": ["consistency.py", "--json", str(OUT / "consistency.json")],
     "ladder": ["ladder.py", "--json", str(OUT / "ladder.json")],
     "learn_scoring": ["learn_scoring.py", "--json", str(OUT / "learn_scoring.json")],
+    "learning": ["learning.py", "--json", str(OUT / "learning.json")],
 }
 
 

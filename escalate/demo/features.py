@@ -141,9 +141,8 @@ def _reasoning_of(answer_text: str) -> str:
         data = json.loads(answer_text)
     except (ValueError, InvalidOperation):
         return answer_text
-    if isinstance(data, dict) and isinstance(data.get("reasoning"), str):
-        return data["reasoning"]
-    return answer_text
+    reasoning = data.get("reasoning") if isinstance(data, dict) else None
+    return reasoning if isinstance(reasoning, str) else answer_text
 
 
 def gsm8k_features(prompt: str, answer_text: str) -> dict[str, float]:

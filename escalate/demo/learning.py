@@ -20,6 +20,7 @@ is right, else GPT-4's, priced from the same receipts).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -260,15 +261,14 @@ def learn_gsm8k(
                 f"{len(calibration)}, test on {len(test)}")  # fmt: skip
             trained = train(training, features=FEATURES, C=C, seed=seed)
             trained_all.append(trained)
-            scorer = trained.scorer
             _held_out(
                 server,
-                lambda at, s=scorer: learned_gate(s, at, name=LEARNED),
+                functools.partial(learned_gate, trained.scorer, name=LEARNED),
                 LEARNED, calibration, test, objective, outcomes[names[4]],
             )  # fmt: skip
             _held_out(
                 server,
-                lambda at: score_gate(gsm8k_score, at, name=GSM8K_GATE),
+                functools.partial(score_gate, gsm8k_score, name=GSM8K_GATE),
                 GSM8K_GATE, calibration, test, objective, outcomes[names[3]],
             )  # fmt: skip
         final = train(list(examples.values()), features=FEATURES, C=C, seed=seed)
