@@ -16,6 +16,8 @@ from typing import Any, Literal, ParamSpec, Protocol, TypeVar, overload
 import wrapt
 from pydantic import ValidationError
 
+from escalate._adapting import Learner
+from escalate._adaptive import AdaptiveStart, as_adaptive
 from escalate._answers import shape_of
 from escalate._call import CallPath, register
 from escalate._checks import (
@@ -80,6 +82,7 @@ def escalating(
     task: str | Callable[..., str | None] | None = ...,
     tags: Mapping[str, str] | None = ...,
     context: Mapping[str, Any] | None = ...,
+    adaptive: bool | AdaptiveStart = ...,
 ) -> Decorator[M]: ...
 
 
@@ -103,6 +106,7 @@ def escalating(
     task: str | Callable[..., str | None] | None = ...,
     tags: Mapping[str, str] | None = ...,
     context: Mapping[str, Any] | None = ...,
+    adaptive: bool | AdaptiveStart = ...,
 ) -> Decorator[Any]: ...
 
 
@@ -125,6 +129,7 @@ def escalating(
     task: str | Callable[..., str | None] | None = None,
     tags: Mapping[str, str] | None = None,
     context: Mapping[str, Any] | None = None,
+    adaptive: bool | AdaptiveStart = False,
 ) -> Decorator[Any]:
     """Run the decorated prompt on the cheapest tier first and escalate on failure.
 
@@ -158,6 +163,9 @@ def escalating(
     - ``task``: the task class receipts file calls under: a str, or a function of the
       call's arguments; ``tags``: str key/values on every receipt.
     - ``context``: instructor's validation context (``options(context=...)`` per call).
+    - ``adaptive``: start each call where its task class is likely to end, learned from
+      the function's receipts (``True`` or an :class:`~escalate.AdaptiveStart`; see
+      ``docs/adaptive.md``). ``options(start_at=...)`` and ``route=`` still win.
 
     Configuration mistakes raise :class:`~escalate.ConfigurationError` here, not at call time.
     """
@@ -173,6 +181,7 @@ def escalating(
         raise ConfigurationError(f"@escalating needs {' and '.join(missing)}=...")
     plan = _plan(locals())
     hook_list = check_hooks(hooks)
+    adaptive_start = as_adaptive(adaptive)
 
     def decorate(fn: Callable[..., Any]) -> Any:
         if not callable(fn):
@@ -181,9 +190,9 @@ def escalating(
         _check_faces(plan, fn, is_async)
         module = getattr(fn, "__module__", None)
         qualname = getattr(fn, "__qualname__", repr(fn))
-        named = Plan(
-            **{**plan.__dict__, "function": f"{module}.{qualname}" if module else qualname}
-        )
+        function = f"{module}.{qualname}" if module else qualname
+        learner = None if adaptive_start is None else Learner(adaptive_start, function)
+        named = Plan(**{**plan.__dict__, "function": function, "adaptive": learner})
         path = CallPath(named, fn, hook_list)
         register(path)
         return _async_wrapper(path)(fn) if is_async else _sync_wrapper(path)(fn)
