@@ -38,6 +38,7 @@ from escalate._receipt import QUALITY_TRIGGERS, Adaptive
 from escalate.exceptions import ConfigurationError
 
 __all__ = [
+    "EXPLORES",
     "AdaptiveStart",
     "Decision",
     "Evidence",
@@ -49,6 +50,8 @@ __all__ = [
 ]
 
 _NO_LESSON = ("error", "cancelled")
+EXPLORES = "but this call explores"
+"""What an explored call's route reason says (the report counts explored calls by it)."""
 
 
 @dataclass(frozen=True)
@@ -342,7 +345,7 @@ def decide(
                 f"vs {_usd(cheap_cost)}"
             )
             if config.explore > 0 and draw() < config.explore:
-                reason += f", but this call explores: starting on {cheap}"
+                reason += f", {EXPLORES}: starting on {cheap}"
                 start, explored = 0, True
     return Decision(
         start,
