@@ -156,7 +156,8 @@ def escalating(
       ``"best_effort"`` (return the best answer so far; the receipt says ``best_effort``).
     - ``budget_usd``: the cost budget of one call.
     - ``route``: called with the call's arguments; returns the tier to start at (a name or
-      index, optionally as ``(tier, reason)``), or None for the cheapest.
+      index, optionally as ``(tier, reason)``), or None for the cheapest (with ``adaptive``,
+      None leaves the start to the adaptive start).
     - ``self_escalation``: let the cheaper tiers answer *or* ask to escalate, with a reason
       and a restated question (``True`` or a :class:`~escalate.SelfEscalation`).
     - ``hooks``: called with every event of every call (:mod:`escalate.events`).
