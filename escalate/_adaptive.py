@@ -106,6 +106,13 @@ class AdaptiveStart:
                 f"{where}: min_observations is a number of calls >= 0, "
                 f"got {self.min_observations!r}"
             )
+        most = 1.0 / (1.0 - self.decay)  # the weight a steady stream of calls levels off at
+        if self.min_observations >= most:
+            raise ConfigurationError(
+                f"{where}: min_observations={self.min_observations!r} can never be reached with "
+                f"half_life={self.half_life!r}: the decayed weight of evidence levels off at "
+                f"{most:.1f} calls; lower it or raise half_life"
+            )
         try:
             per_second = Decimal(str(self.usd_per_second))
         except ArithmeticError:

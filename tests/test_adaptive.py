@@ -379,7 +379,7 @@ def test_threads_learning_at_once_lose_no_observation() -> None:
 
 
 def test_seed_evidence_counts_as_older_than_live_evidence() -> None:
-    d = AdaptiveStart(half_life=10).decay
+    d = AdaptiveStart(half_life=10, min_observations=5).decay
     older = TierEvidence()
     newer = TierEvidence()
     inline = TierEvidence()
@@ -428,6 +428,10 @@ def test_a_bad_adaptive_setting_is_refused_at_decoration(adaptive: Any, message:
         ({"prior": (1, 0)}, r"prior is a Beta prior \(a, b\) with a, b > 0"),
         ({"prior": [1, 1]}, "prior"),
         ({"min_observations": -1}, "min_observations"),
+        (
+            {"half_life": 10, "min_observations": 20},
+            r"min_observations=20 can never be reached with half_life=10: .* levels off at 14\.9",
+        ),
         ({"usd_per_second": -1}, "usd_per_second is dollars per second"),
         ({"usd_per_second": "fast"}, "usd_per_second"),
         ({"seed_from_store": "yes"}, "seed_from_store is True or False"),
