@@ -473,3 +473,35 @@ def test_routes_carry_their_numbers_through_json() -> None:
     plain = Route(start_tier="cheap")
     assert "adaptive" not in plain.model_dump_json()  # unset: a v1 route writes back as it was
     assert timedelta(0) <= receipt.finished_at - receipt.started_at
+
+
+def test_concurrent_async_calls_each_teach_once() -> None:
+    import asyncio
+
+    from escalate._call import path_of
+    from escalate.testing import FunctionTier
+
+    def cheap(messages: list[dict[str, Any]]) -> object:
+        return {"text": "ok"} if int(messages[-1]["content"]) % 4 else {"wrong": 1}
+
+    @escalating(
+        tiers=[FunctionTier("cheap", cheap), FunctionTier("strong", lambda m: {"text": "ok"})],
+        response_model=Answer,
+        adaptive=AdaptiveStart(seed_from_store=False),
+    )
+    async def ask(number: int) -> str:
+        return str(number)
+
+    async def main() -> list[Receipt]:
+        from escalate import awith_receipt
+
+        done = await asyncio.gather(*(awith_receipt(ask, i) for i in range(60)))
+        return [receipt for _, receipt in done]
+
+    receipts = asyncio.run(main())
+    assert all(r.route.source == "adaptive" for r in receipts)
+    learned = path_of(ask).plan.adaptive
+    assert learned is not None
+    evidence = learned.evidence(None)
+    assert evidence["cheap"].verdicts == 60
+    assert evidence["strong"].verdicts == 15  # the calls the cheap tier failed
