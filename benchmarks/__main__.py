@@ -32,6 +32,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "store": ["store.py", "--json", str(OUT / "store.json")],
     "consistency": ["consistency.py", "--json", str(OUT / "consistency.json")],
     "ladder": ["ladder.py", "--json", str(OUT / "ladder.json")],
+    "adaptive": ["adaptive.py", "--json", str(OUT / "adaptive.json")],
 }
 
 

@@ -7,8 +7,9 @@ million tokens, ``openai/gpt-4`` at $10 / $30), every request 1,000 tokens in an
 so the strong tier costs about 17 times the cheap one per call. The strong tier always
 answers well; the cheap one passes a class's questions at that class's rate (question i
 of a class passes or fails the same way on every side, so the sides differ only in where
-they start). Classes: cheap pass rates from 0% to 60%, and ``drift``, which passes 60% for
-its first half and 2% after.
+they start). Classes: cheap pass rates from 0% to 60%, and ``drift``, three times as many
+calls, which passes 60% for the first third and 2% after; the calls the adaptive side takes
+to follow it are printed.
 
 Sides: ``cascade`` (always cheapest first), ``strong`` (always the strong tier),
 ``adaptive`` (``AdaptiveStart()`` defaults: half-life 100, 5% exploration, 20
@@ -45,8 +46,16 @@ class Answer(BaseModel):
 def _passes(task: str, index: int, calls: int) -> bool:
     rate = CLASSES.get(task)
     if rate is None:
-        rate = DRIFT[1] if index < calls // 2 else DRIFT[2]
+        rate = DRIFT[1] if index < calls else DRIFT[2]
     return random.Random(f"{task}-{index}").random() < rate
+
+
+def _settled(starts: list[bool], after: int, window: int = 20) -> int | None:
+    """Calls after ``after`` until most of ``window`` calls in a row started strong."""
+    for i in range(after, len(starts) - window + 1):
+        if sum(starts[i : i + window]) >= 0.75 * window:
+            return i - after
+    return None
 
 
 def _respond(calls: int) -> Any:
@@ -78,8 +87,9 @@ def _run(server: ProviderServer, side: str, calls: int) -> dict[str, dict[str, A
     )(prompt)
     figures: dict[str, dict[str, Any]] = {}
     for task in [*CLASSES, DRIFT[0]]:
-        cost, cheap_requests, started_higher = Decimal(0), 0, 0
-        for i in range(calls):
+        cost, cheap_requests, starts = Decimal(0), 0, []
+        count = 3 * calls if task == DRIFT[0] else calls  # drifts after `calls`
+        for i in range(count):
             if side == "strong":
                 with options(start_at="openai/strong"):
                     receipt = receipt_of(solve(f"{task}:{i}: solve it"))
@@ -87,12 +97,15 @@ def _run(server: ProviderServer, side: str, calls: int) -> dict[str, dict[str, A
                 receipt = receipt_of(solve(f"{task}:{i}: solve it"))
             cost += receipt.cost_usd or Decimal(0)
             cheap_requests += sum(a.tier == "openai/cheap" for a in receipt.attempts)
-            started_higher += receipt.route.start_tier == "openai/strong"
+            starts.append(receipt.route.start_tier == "openai/strong")
         figures[task] = {
-            "cost_per_call_usd": cost / calls,
+            "calls": count,
+            "cost_per_call_usd": cost / count,
             "cheap_requests": cheap_requests,
-            "started_strong": started_higher / calls,
+            "started_strong": sum(starts) / count,
         }
+        if task == DRIFT[0]:
+            figures[task]["calls_to_follow_drift"] = _settled(starts, calls)
     return figures
 
 
@@ -109,7 +122,10 @@ def main(argv: list[str] | None = None) -> int:
         results = {
             side: _run(server, side, args.calls) for side in ("cascade", "strong", "adaptive")
         }
-    print(f"{args.calls} calls per class and side; USD per call (share started strong)")
+    print(
+        f"{args.calls} calls per class and side ({DRIFT[0]}: {3 * args.calls}, drifting from "
+        f"{DRIFT[1]:.0%} to {DRIFT[2]:.0%} after {args.calls}); USD per call (share started strong)"
+    )
     print(
         f"{'class':<8}{'cascade':>12}{'strong':>12}{'adaptive':>22}{'vs best':>10}{'cheap req':>11}"
     )
@@ -122,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{a['cost_per_call_usd']:>14.6f} ({a['started_strong']:>4.0%}){over:>+10.1%}"
             f"{a['cheap_requests']:>11}"
         )
+    followed = results["adaptive"][DRIFT[0]]["calls_to_follow_drift"]
+    print(f"adaptive, {DRIFT[0]}: mostly starting strong {followed} calls after the drift")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, default=str, indent=2))

@@ -344,8 +344,21 @@ def decide(
                 key=lambda k: expected[k] or 0.0,
                 default=None,
             )
-            vs = "" if rival is None else f" vs {_usd(expected[rival] or 0.0)} on {tiers[rival]}"
-            reason = f"{said}: starting on {cheap} costs {_usd(cheap_cost)} expected{vs}"
+            rival_cost = None if rival is None else expected[rival]
+            if rival is not None and rival_cost is not None and rival_cost < (cheap_cost or 0.0):
+                short = next(
+                    t
+                    for t, e in zip(tiers[:rival], found, strict=False)
+                    if e.observations < config.min_observations
+                )
+                reason = (
+                    f"{said}: starting on {tiers[rival]} would cost {_usd(rival_cost)} "
+                    f"expected vs {_usd(cheap_cost or 0.0)}, but {short} has too few calls to "
+                    f"skip (needs {config.min_observations:g}): starting on {cheap}"
+                )
+            else:
+                vs = "" if rival is None else f" vs {_usd(rival_cost or 0.0)} on {tiers[rival]}"
+                reason = f"{said}: starting on {cheap} costs {_usd(cheap_cost or 0.0)} expected{vs}"
         else:
             reason = (
                 f"{said}: starting on {tiers[start]} costs {_usd(best)} expected "

@@ -505,3 +505,28 @@ def test_concurrent_async_calls_each_teach_once() -> None:
     evidence = learned.evidence(None)
     assert evidence["cheap"].verdicts == 60
     assert evidence["strong"].verdicts == 15  # the calls the cheap tier failed
+
+
+def test_a_cheaper_start_past_a_tier_seen_too_little_waits_and_says_so() -> None:
+    learn = learner(explore=0, min_observations=10, half_life=1e9)
+    # cheap passes half; the middle tier is dear and mostly fails at the provider (no
+    # verdict), so starting on the (cheaper) strong tier would skip a tier seen too little
+    costs = ("0.003", "0.05", "0.002")
+    for i in range(40):
+        if i % 2:
+            learn.observe(call(THREE, 0, 0, costs=costs, index=i))
+            continue
+        receipt = call(THREE, 0, 2, costs=costs, index=i)
+        if i % 10:
+            moves = (receipt.moves[0], up("middle", "strong", "server_error"))
+            receipt = receipt.model_copy(update={"moves": moves})
+        learn.observe(receipt)
+    start, route = learn.start(THREE, None)
+    e = route.adaptive.expected_costs if route.adaptive else None
+    assert e is not None and e["strong"] < e["cheap"] < e["middle"]
+    assert start == 0
+    assert route.reason is not None
+    assert "starting on strong would cost $0.00200 expected vs $0.0288" in route.reason
+    assert route.reason.endswith(
+        "but middle has too few calls to skip (needs 10): starting on cheap"
+    )
