@@ -34,6 +34,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "ladder": ["ladder.py", "--json", str(OUT / "ladder.json")],
     "learn_scoring": ["learn_scoring.py", "--json", str(OUT / "learn_scoring.json")],
     "learning": ["learning.py", "--json", str(OUT / "learning.json")],
+    "adaptive": ["adaptive.py", "--json", str(OUT / "adaptive.json")],
 }
 
 

@@ -6,6 +6,7 @@ escalate only when it fails, and keep a receipt of what it cost and why.
 
 import importlib.metadata as _metadata
 
+from escalate._adaptive import AdaptiveStart
 from escalate._breaker import Breaker, set_breakers
 from escalate._config import Tier
 from escalate._decorator import escalating
@@ -48,6 +49,7 @@ except (
 __all__ = [
     "SCHEMA_VERSION",
     "Adaptive",
+    "AdaptiveStart",
     "AllTiersFailed",
     "Attempt",
     "AuditVerdict",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import logging
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ from escalate.events import Hook, listener
 from escalate.exceptions import EscalationFailed
 
 __all__ = ["CallPath", "Settled", "path_of", "register", "to_messages"]
+
+logger = logging.getLogger("escalate")
 
 
 @dataclass(frozen=True)
@@ -62,8 +65,10 @@ class CallPath:
         return self.plan if tiers is None else dataclasses.replace(self.plan, tiers=tiers)
 
     def with_plan(self, plan: Plan) -> CallPath:
-        """The same function walked by another plan (calibration swaps gates and tiers)."""
-        return dataclasses.replace(self, plan=plan)
+        """The same function walked by another plan (calibration swaps gates and tiers).
+        Its calls neither start adaptively nor teach the function's adaptive start: a
+        plan with other gates or tiers says nothing about the function's own pass rates."""
+        return dataclasses.replace(self, plan=dataclasses.replace(plan, adaptive=None))
 
     def _begin(self, prompt: object, args: Any, kwargs: Any) -> tuple[Plan, Messages, CallInfo]:
         plan = self.current_plan()
@@ -87,9 +92,9 @@ class CallPath:
                 with trace.current():  # the call span is the parent of every request's
                     value, receipt = run_sync(plan, messages, call)
         except BaseException as error:
-            _ended(_receipt_of(error), trace, error)
+            _ended(plan, _receipt_of(error), trace, error)
             raise
-        _ended(receipt, trace)
+        _ended(plan, receipt, trace)
         return value, receipt
 
     async def walk_async(
@@ -107,9 +112,9 @@ class CallPath:
                 with trace.current():
                     value, receipt = await run_async(plan, messages, call)
         except BaseException as error:
-            _ended(_receipt_of(error), trace, error)
+            _ended(plan, _receipt_of(error), trace, error)
             raise
-        _ended(receipt, trace)
+        _ended(plan, receipt, trace)
         return value, receipt
 
     def call_sync(
@@ -156,10 +161,19 @@ def _receipt_of(error: BaseException) -> Receipt | None:
 
 
 def _ended(
-    receipt: Receipt | None, trace: CallTrace | None, error: BaseException | None = None
+    plan: Plan,
+    receipt: Receipt | None,
+    trace: CallTrace | None,
+    error: BaseException | None = None,
 ) -> None:
-    """A call's end: its receipt to the sinks, its spans ended with the receipt's facts."""
+    """A call's end: its receipt to the adaptive start and the sinks, its spans ended
+    with the receipt's facts."""
     if receipt is not None:
+        if plan.adaptive is not None:
+            try:
+                plan.adaptive.observe(receipt)
+            except Exception:  # a bug here must not fail a call that has ended
+                logger.warning("escalate: the adaptive start could not learn", exc_info=True)
         deliver(receipt)
     if trace is not None:
         trace.finish(receipt, error)

@@ -16,6 +16,8 @@ from typing import Any, Literal, ParamSpec, Protocol, TypeVar, overload
 import wrapt
 from pydantic import ValidationError
 
+from escalate._adapting import Learner
+from escalate._adaptive import AdaptiveStart, as_adaptive
 from escalate._answers import shape_of
 from escalate._call import CallPath, register
 from escalate._checks import (
@@ -80,6 +82,7 @@ def escalating(
     task: str | Callable[..., str | None] | None = ...,
     tags: Mapping[str, str] | None = ...,
     context: Mapping[str, Any] | None = ...,
+    adaptive: bool | AdaptiveStart = ...,
 ) -> Decorator[M]: ...
 
 
@@ -103,6 +106,7 @@ def escalating(
     task: str | Callable[..., str | None] | None = ...,
     tags: Mapping[str, str] | None = ...,
     context: Mapping[str, Any] | None = ...,
+    adaptive: bool | AdaptiveStart = ...,
 ) -> Decorator[Any]: ...
 
 
@@ -125,6 +129,7 @@ def escalating(
     task: str | Callable[..., str | None] | None = None,
     tags: Mapping[str, str] | None = None,
     context: Mapping[str, Any] | None = None,
+    adaptive: bool | AdaptiveStart = False,
 ) -> Decorator[Any]:
     """Run the decorated prompt on the cheapest tier first and escalate on failure.
 
@@ -151,13 +156,17 @@ def escalating(
       ``"best_effort"`` (return the best answer so far; the receipt says ``best_effort``).
     - ``budget_usd``: the cost budget of one call.
     - ``route``: called with the call's arguments; returns the tier to start at (a name or
-      index, optionally as ``(tier, reason)``), or None for the cheapest.
+      index, optionally as ``(tier, reason)``), or None for the cheapest (with ``adaptive``,
+      None leaves the start to the adaptive start).
     - ``self_escalation``: let the cheaper tiers answer *or* ask to escalate, with a reason
       and a restated question (``True`` or a :class:`~escalate.SelfEscalation`).
     - ``hooks``: called with every event of every call (:mod:`escalate.events`).
     - ``task``: the task class receipts file calls under: a str, or a function of the
       call's arguments; ``tags``: str key/values on every receipt.
     - ``context``: instructor's validation context (``options(context=...)`` per call).
+    - ``adaptive``: start each call where its task class is likely to end, learned from
+      the function's receipts (``True`` or an :class:`~escalate.AdaptiveStart`; see
+      ``docs/adaptive.md``). ``options(start_at=...)`` and ``route=`` still win.
 
     Configuration mistakes raise :class:`~escalate.ConfigurationError` here, not at call time.
     """
@@ -173,6 +182,7 @@ def escalating(
         raise ConfigurationError(f"@escalating needs {' and '.join(missing)}=...")
     plan = _plan(locals())
     hook_list = check_hooks(hooks)
+    adaptive_start = as_adaptive(adaptive)
 
     def decorate(fn: Callable[..., Any]) -> Any:
         if not callable(fn):
@@ -181,9 +191,9 @@ def escalating(
         _check_faces(plan, fn, is_async)
         module = getattr(fn, "__module__", None)
         qualname = getattr(fn, "__qualname__", repr(fn))
-        named = Plan(
-            **{**plan.__dict__, "function": f"{module}.{qualname}" if module else qualname}
-        )
+        function = f"{module}.{qualname}" if module else qualname
+        learner = None if adaptive_start is None else Learner(adaptive_start, function)
+        named = Plan(**{**plan.__dict__, "function": function, "adaptive": learner})
         path = CallPath(named, fn, hook_list)
         register(path)
         return _async_wrapper(path)(fn) if is_async else _sync_wrapper(path)(fn)

@@ -19,6 +19,7 @@ from escalate._retry import Retry
 from escalate._self_escalation import SelfEscalation
 
 if TYPE_CHECKING:
+    from escalate._adapting import Learner
     from escalate._breaker import Breaker
     from escalate._tracing import CallTrace
     from escalate.gates import GateContext, Rejected
@@ -183,6 +184,9 @@ class Plan:
     tags: Mapping[str, str] = field(default_factory=dict)
     context: Mapping[str, Any] | None = None
     """instructor's validation context for every call."""
+    adaptive: Learner | None = None
+    """Where calls start when neither ``options(start_at=...)`` nor ``route=`` says: learned
+    from the function's receipts per task class (``_adapting``); None: the cheapest."""
 
 
 @dataclass(frozen=True)

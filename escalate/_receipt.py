@@ -204,6 +204,9 @@ class Adaptive(_Frozen):
     explored: bool = False
     """The estimate said start higher, but this call started cheap on purpose (a small
     share of calls does, so the estimate stays current)."""
+    expected_costs: dict[str, Decimal] | None = Field(default=None, exclude_if=_unset)
+    """The expected cost per call of starting on each tier whose costs are measured
+    (tier name -> USD), the lowest of which decided the start."""
 
 
 class Route(_Frozen):

@@ -1,5 +1,6 @@
 """Where a call starts and how it is filed: the first tier, a ``route=`` function's
-choice, or an override; its task class and tags.
+choice, an override, or the adaptive start learned from receipts (``_adapting``); its
+task class and tags.
 
 Overrides are per call and scoped: ``with escalate.options(start_at="strong"): ...`` for a
 regenerate button, a user's plan or a task type known at the call site. The receipt's
@@ -144,12 +145,12 @@ def resolve(
 ) -> CallInfo:
     """The call's starting tier (and why), its budget, its filing, who hears its events."""
     chosen = _current.get()
-    start, route = _start(plan, chosen, args, kwargs)
     if chosen is None:
-        return CallInfo(
-            args, kwargs, start, route, None, on_event, _task(plan, args, kwargs), plan.tags
-        )
+        task = _task(plan, args, kwargs)
+        start, route = _start(plan, chosen, args, kwargs, task)
+        return CallInfo(args, kwargs, start, route, None, on_event, task, plan.tags)
     task = chosen.task if chosen.task is not None else _task(plan, args, kwargs)
+    start, route = _start(plan, chosen, args, kwargs, task)
     tags = {**plan.tags, **chosen.tags} if chosen.tags else plan.tags
     return CallInfo(
         args, kwargs, start, route, chosen.budget_usd, on_event, task, tags, chosen.context
@@ -166,8 +167,14 @@ def _task(plan: Plan, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str |
 
 
 def _start(
-    plan: Plan, chosen: _Options | None, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+    plan: Plan,
+    chosen: _Options | None,
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+    task: str | None,
 ) -> tuple[int, Route]:
+    """``options(start_at=...)`` first, then the ``route=`` function's choice (None: no
+    opinion), then the adaptive start, else the cheapest tier."""
     if chosen is not None and chosen.start_at is not None:
         start = _tier_index(plan, chosen.start_at, "options(start_at=...)")
         return start, Route(
@@ -181,6 +188,8 @@ def _start(
         if picked is not None:
             start = _tier_index(plan, picked, f"route function of {plan.function}")
             return start, Route(start_tier=plan.tiers[start].name, source="route", reason=reason)
+    if plan.adaptive is not None:
+        return plan.adaptive.start([t.name for t in plan.tiers], task)
     reason = chosen.reason if chosen is not None else None
     return 0, Route(start_tier=plan.tiers[0].name, reason=reason)
 

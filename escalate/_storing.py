@@ -22,9 +22,19 @@ from escalate._sinks import add_sink, remove_sink
 from escalate.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
+    from escalate.store._store import Store
     from escalate.store._writer import StoreStats, Writer
 
-__all__ = ["ENV_VAR", "configure", "feedback", "flush", "ignore_environment", "stats"]
+__all__ = [
+    "ENV_VAR",
+    "configure",
+    "feedback",
+    "flush",
+    "ignore_environment",
+    "recent_receipts",
+    "stats",
+    "store_for",
+]
 
 ENV_VAR = "ESCALATE_STORE"
 logger = logging.getLogger("escalate.store")
@@ -115,6 +125,21 @@ def _sink(receipt: Receipt) -> None:
     writer = _by_function.get(receipt.function, _default)
     if writer is not None:
         writer.put(receipt)
+
+
+def store_for(function: str) -> Store | None:
+    """The store ``function``'s receipts go to, or None when none is configured."""
+    with _lock:
+        _check_env()
+        writer = _by_function.get(function, _default)
+    return None if writer is None else writer.store
+
+
+def recent_receipts(function: str, task: str | None, limit: int) -> list[Receipt]:
+    """The store's most recent ``limit`` receipts of ``function`` and ``task``, oldest
+    first (one query; I/O: never call it under a lock or on a call's path)."""
+    store = store_for(function)
+    return [] if store is None else store.recent(function, task, limit)
 
 
 def _check_env() -> None:

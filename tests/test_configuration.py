@@ -46,6 +46,7 @@ def prompt(question: str) -> str:
         ({"on": (ValueError, 3)}, "on must be an exception type"),
         ({"retry": {"attempts": 3}}, "retry must be a Retry"),
         ({"on_provider_exhausted": "ignore"}, "on_provider_exhausted"),
+        ({"adaptive": "yes"}, r"adaptive must be True, False or an AdaptiveStart"),
     ],
 )
 def test_configuration_mistakes_are_named_at_decoration(

@@ -12,6 +12,7 @@ is asked for: it needs the ``store`` extra (SQLAlchemy, rich); PostgreSQL needs 
 
 from escalate.store._alerts import Watch, check_watches
 from escalate.store._figures import (
+    AdaptiveClass,
     CalibrationHint,
     Firing,
     Funnel,
@@ -32,6 +33,7 @@ from escalate.store._writer import StoreStats, Writer
 __all__ = [
     "SAVINGS_METHOD",
     "SCHEMA_VERSION",
+    "AdaptiveClass",
     "CalibrationHint",
     "Filters",
     "Firing",

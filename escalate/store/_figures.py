@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 __all__ = [
+    "AdaptiveClass",
     "CalibrationHint",
     "Firing",
     "Funnel",
@@ -181,3 +182,38 @@ class CalibrationHint:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class AdaptiveClass:
+    """One task class that started adaptively (``escalating(adaptive=...)``): where its
+    calls started, and its cheapest tier's pass rate over the window (every call of the
+    class that reached that tier, undecayed, a uniform prior)."""
+
+    function: str
+    task: str | None
+    calls: int
+    adaptive_calls: int
+    """Calls whose start the adaptive estimate chose (the others: options or route=)."""
+    starts: dict[str, int]
+    """Start tier -> calls, every call of the class."""
+    explored: int
+    """Adaptive calls that started cheapest on purpose though the estimate said higher."""
+    cheap_tier: str | None
+    passes: int
+    fails: int
+    pass_rate: float | None
+    low: float | None
+    high: float | None
+    """The 90% credible interval of ``pass_rate``."""
+    latest: str | None = None
+    """The latest adaptive decision's reason, in words (the estimate as it stands)."""
+
+    def start_share(self, tier: str) -> float:
+        return self.starts.get(tier, 0) / self.calls if self.calls else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **asdict(self),
+            "start_shares": {tier: self.start_share(tier) for tier in self.starts},
+        }

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import IO, Any
 
-from escalate.store._figures import Funnel
+from escalate.store._figures import AdaptiveClass, Funnel
 from escalate.store._report import Report
 
 __all__ = ["print_report", "report_csv", "report_json", "summary_lines"]
@@ -72,6 +72,7 @@ def _sections(report: Report) -> Iterable[_Section]:
             [[f.key, str(f.rejections), str(f.calls), str(f.escalations)] for f in firings],
         )
     yield _paths(report)
+    yield _adaptive(report)
     yield _savings(report)
     yield _quality(report)
     yield (
@@ -102,6 +103,43 @@ def _paths(report: Report) -> _Section:
                 ],
             ]
             for p in report.paths
+        ],
+    )
+
+
+def _adaptive(report: Report) -> _Section:
+    def interval(a: AdaptiveClass) -> str:
+        if a.pass_rate is None or a.low is None or a.high is None:
+            return "-"
+        calls = a.passes + a.fails
+        return f"{a.pass_rate:.0%} (90%: {a.low * 100:.0f}-{a.high:.0%}, {calls} calls)"
+
+    return (
+        "Adaptive starts by task class",
+        [
+            "function",
+            "task",
+            "calls",
+            "adaptive",
+            "start tier",
+            "explored",
+            "cheap tier",
+            "cheap passes",
+            "latest decision",
+        ],
+        [
+            [
+                a.function,
+                a.task or "",
+                str(a.calls),
+                str(a.adaptive_calls),
+                ", ".join(f"{t} {a.start_share(t):.0%}" for t in a.starts),
+                str(a.explored),
+                a.cheap_tier or "-",
+                interval(a),
+                a.latest or "",
+            ]
+            for a in report.adaptive
         ],
     )
 

@@ -19,6 +19,7 @@ from typing import Any
 from escalate._pricing import Price
 from escalate.store._calibration import hints
 from escalate.store._figures import (
+    AdaptiveClass,
     CalibrationHint,
     Firing,
     Funnel,
@@ -37,6 +38,7 @@ from escalate.store._savings import (
     strongest_tier,
     tier_rate,
 )
+from escalate.store._starts import adaptive_classes
 from escalate.store._store import Store
 
 __all__ = ["DIMENSIONS", "Report", "build_report"]
@@ -63,6 +65,8 @@ class Report:
     hourly: list[Funnel] = field(default_factory=list)
     """Escalation by clock hour (``YYYY-MM-DDTHH``), oldest first: the rate over time."""
     savings_method: str = METHOD
+    adaptive: list[AdaptiveClass] = field(default_factory=list)
+    """Task classes that started adaptively: their start tiers and cheap pass rate."""
 
     @property
     def total_saving(self) -> Saving | None:
@@ -101,6 +105,7 @@ class Report:
             "quality": [q.as_dict() for q in self.quality],
             "reasons": [r.as_dict() for r in self.reasons],
             "calibration": [h.as_dict() for h in self.calibration],
+            "adaptive": [a.as_dict() for a in self.adaptive],
         }
 
 
@@ -340,4 +345,5 @@ def build_report(
         quality=_quality(data),
         reasons=_reasons(data, top),
         calibration=hints(data),
+        adaptive=adaptive_classes(data, store, filters.where()),
     )

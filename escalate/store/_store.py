@@ -184,6 +184,21 @@ class Store:
             for (data,) in connection.execute(query):
                 yield Receipt.from_json(data)
 
+    def recent(self, function: str, task: str | None, limit: int) -> list[Receipt]:
+        """The most recent ``limit`` receipts of one function and task class (``None``:
+        the calls without a task), oldest first: one query on the function's index."""
+        c = s.calls.c
+        query = (
+            select(c.receipt)
+            .where(c.function == function)
+            .where(c.task.is_(None) if task is None else c.task == task)
+            .order_by(c.started_at.desc(), c.id.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as connection:
+            found = [Receipt.from_json(data) for (data,) in connection.execute(query)]
+        return found[::-1]
+
     def close(self) -> None:
         with self._lock:
             if self._engine is not None:
