@@ -7,6 +7,9 @@ escalate only when it fails, and keep a receipt of what it cost and why.
 import importlib.metadata as _metadata
 
 from escalate._adaptive import AdaptiveStart
+from escalate._audit import Audit
+from escalate._background import flush as audits_flush
+from escalate._background import stats as audits_stats
 from escalate._breaker import Breaker, set_breakers
 from escalate._config import Tier
 from escalate._decorator import escalating
@@ -52,6 +55,7 @@ __all__ = [
     "AdaptiveStart",
     "AllTiersFailed",
     "Attempt",
+    "Audit",
     "AuditVerdict",
     "Breaker",
     "BreakerOpen",
@@ -72,6 +76,8 @@ __all__ = [
     "Text",
     "Tier",
     "__version__",
+    "audits_flush",
+    "audits_stats",
     "awith_receipt",
     "configure",
     "escalating",

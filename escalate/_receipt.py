@@ -330,8 +330,9 @@ class Receipt(_Frozen):
 
     @property
     def tiers_tried(self) -> tuple[str, ...]:
-        """Tier names in the order they were first tried."""
-        return tuple(dict.fromkeys(a.tier for a in self.attempts))
+        """Tier names in the order they were first tried for the answer (an audit's
+        tier, asked only for a second opinion, is not among them)."""
+        return tuple(dict.fromkeys(a.tier for a in self.attempts if a.purpose != "audit"))
 
     def to_json(self, *, indent: int | None = None) -> str:
         """Serialise to JSON; :meth:`from_json` reads it back to an equal receipt."""
