@@ -15,7 +15,8 @@ Two kinds of trouble are never confused:
   moved **sideways** to the tier's next deployment, then up or raised, by policy.
 
 One tier's answer and its gates are ``_gating``'s; one tier's deployments and retries
-are ``_deploying``'s.
+are ``_deploying``'s; the audit of an answer that passed (``escalating(audit=...)``) is
+``_auditing``'s: a step after acceptance, or one left for the background.
 """
 
 from __future__ import annotations

@@ -350,7 +350,11 @@ class Receipt(_Frozen):
         ended = f"answered by {self.answered_by}" if self.answered_by else self.outcome
         if self.outcome == "best_effort":
             ended = f"best effort from {self.answered_by}"
+        audited = ""
+        if self.audit is not None:
+            verdict = {True: "agreed", False: "disagreed", None: "no verdict"}[self.audit.agreed]
+            audited = f"; audited by {self.audit.tier}: {verdict}"
         return (
             f"{self.function}: {ended}; path {path}; {len(self.attempts)} attempt(s), "
-            f"cost {cost}, {self.latency_s * 1000:.1f} ms"
+            f"cost {cost}, {self.latency_s * 1000:.1f} ms{audited}"
         )

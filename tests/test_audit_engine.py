@@ -170,6 +170,7 @@ def test_a_background_audit_is_left_to_the_call_path_with_the_finished_receipt()
 
     value, receipt = face.finish(answered)  # no audit step: the walk ends with the answer
 
+    assert value == Invoice(total=12.5)
     assert receipt.audit is None and len(receipt.attempts) == 1
     (deferred,) = later
     assert deferred.receipt is receipt

@@ -106,7 +106,9 @@ def test_false_pass_rates_with_wilson_intervals_in_the_report(
     assert rows[title + 2][:6] == ["tier", cheap, "9", "3", "33.3%", "12.1%"]
     printed = io.StringIO()
     print_report(report, printed, width=200)
-    assert "False-pass rate by tier and gate" in printed.getvalue() and "64.6%" in printed.getvalue()
+    assert (
+        "False-pass rate by tier and gate" in printed.getvalue() and "64.6%" in printed.getvalue()
+    )
 
 
 def test_a_background_audit_replaces_the_stored_receipt(
