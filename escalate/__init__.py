@@ -8,6 +8,7 @@ import importlib.metadata as _metadata
 
 from escalate._adaptive import AdaptiveStart
 from escalate._audit import Audit
+from escalate._background import aflush as audits_aflush
 from escalate._background import flush as audits_flush
 from escalate._background import stats as audits_stats
 from escalate._breaker import Breaker, set_breakers
@@ -76,6 +77,7 @@ __all__ = [
     "Text",
     "Tier",
     "__version__",
+    "audits_aflush",
     "audits_flush",
     "audits_stats",
     "awith_receipt",

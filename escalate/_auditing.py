@@ -15,6 +15,9 @@ What an audit is, and is not:
 - an attempt on the receipt with ``purpose="audit"``, its tokens and cost its own and in
   the receipt's cost (it was paid), never the returned answer; no move, so ``escalated``
   and the path stay as they were;
+- it keeps to the call's budget (``budget_usd``): an audit whose projected cost (the last
+  request's tokens at the auditing tier's price) would pass it is not made, and a note
+  says so;
 - the auditing tier's gates are not run: its answer is the reference. A key that cannot
   be read, an answer that does not validate, a provider failure or an exception while it
   was performed leave ``agreed=None``; none of them fails the call or changes its value.
@@ -26,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from escalate._audit import AuditPlan, compare, key_of
@@ -65,7 +69,7 @@ def audit_answer(
     """Audit the answer tier ``index`` gave, if this call is chosen: inline, the verdict
     goes on the ledger; in the background, the :class:`Due` does."""
     due = _due(plan, call, index, messages, value)
-    if due is None:
+    if due is None or _over_budget(due, ledger):
         return
     if due.spec.mode == "background":
         ledger.deferred = due
@@ -83,6 +87,31 @@ def _due(plan: Plan, call: CallInfo, index: int, messages: Messages, value: Any)
     tier = plan.tiers[index]
     gates = tuple(gate_name(gate) for gate in (*plan.gates, *tier.gates))
     return Due(plan, call, messages, target, tier.name, gates, value)
+
+
+def _over_budget(due: Due, ledger: Ledger) -> bool:
+    """Would the audit's request pass the call's budget? Projected as the engine projects a
+    move up: the last request's tokens at the auditing tier's price. A call chosen for an
+    audit that does not fit makes none, and says so."""
+    budget = due.call.budget_usd if due.call.budget_usd is not None else due.plan.budget_usd
+    if budget is None:
+        return False
+    spent = ledger.spent()
+    last = ledger.attempts[-1] if ledger.attempts else None
+    tier = due.plan.tiers[due.tier]
+    projected = Decimal(0)
+    if last is not None:
+        estimate = tier.deployments[0].estimate_cost(
+            last.input_tokens or 0, last.output_tokens or 0
+        )
+        projected = estimate or Decimal(0)
+    if spent + projected <= budget:
+        return False
+    ledger.notes.append(
+        f"audit: not made: spent ${spent:.6f} + projected ${projected:.6f} on tier "
+        f"{tier.name!r} would pass the budget of ${budget}"
+    )
+    return True
 
 
 def _run(due: Due, ledger: Ledger, mode: Any) -> Generator[Step, Any, AuditVerdict]:
@@ -119,6 +148,13 @@ class Deferred:
     @property
     def function(self) -> str:
         return self.receipt.function
+
+    @property
+    def loop_bound(self) -> bool:
+        """Whether its async request must be made on the caller's event loop (the auditing
+        tier was given a ready async client)."""
+        deployment = self.due.plan.tiers[self.due.tier].deployments[0]
+        return bool(getattr(deployment, "loop_bound", False))
 
     def steps(self, on_event: Callable[[Any], None] | None) -> Generator[Step, Any, Receipt]:
         """The audit's steps, for a face to perform; returns the amended receipt (same id,

@@ -6,6 +6,12 @@ functions' work. Work on that loop never belongs to the caller's loop, so a call
 ``asyncio.run`` may return and close its loop at once: nothing of escalate is left on it,
 and nothing is cancelled or leaked when it closes.
 
+The one exception is work whose requests must be made on the caller's loop (a tier given
+a ready async client: its connection pool belongs to that loop): it runs as a task on the
+caller's loop (:meth:`Runner.submit_here`). ``await`` :func:`aflush` before that loop
+ends; a loop that closes first cancels the task, which is counted as dropped and logged,
+and leaves nothing pending behind.
+
 Nothing waits unbounded and nothing is lost silently: at most :data:`MAX_PENDING` pieces of
 work wait at once (more are dropped, counted and logged); :func:`flush` waits until the
 work handed over so far is done; at process exit the runner flushes (up to
@@ -26,7 +32,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["BackgroundStats", "Runner", "flush", "runner", "stats"]
+__all__ = ["BackgroundStats", "Runner", "aflush", "flush", "runner", "stats"]
 
 logger = logging.getLogger("escalate")
 
@@ -69,6 +75,8 @@ class Runner:
         self._workers: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._here: set[asyncio.Task[None]] = set()
+        """Tasks on callers' loops (:meth:`submit_here`)."""
         self._closed = False
         self._at_exit = False
 
@@ -96,6 +104,21 @@ class Runner:
         self._event_loop().call_soon_threadsafe(self._spawn, job, context)
         return True
 
+    def submit_here(self, job: AsyncJob) -> bool:
+        """Run ``job()`` as a task on the running loop (the caller's): for work bound to
+        it. Kept referenced until done; cancelled if the loop closes first."""
+        if not self._admit():
+            return False
+        task = asyncio.get_running_loop().create_task(self._guarded(job, here=True))
+        with self._settled:
+            self._here.add(task)
+        task.add_done_callback(self._forget)
+        return True
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        with self._settled:
+            self._here.discard(task)
+
     def _admit(self) -> bool:
         with self._settled:
             self._submitted += 1
@@ -120,6 +143,43 @@ class Runner:
 
     def flush(self, timeout: float | None = 30.0) -> bool:
         """Wait until the work handed over so far is done; False if ``timeout`` passed."""
+        if self._mine() and self.pending:
+            raise RuntimeError(
+                "escalate.audits_flush() would wait for background audits that run on this "
+                "very event loop (a tier given a ready async client): "
+                "await escalate.audits_aflush() instead"
+            )
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._settled:
+            while self.pending > 0:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._settled.wait(0.1 if left is None else min(left, 0.1))
+        return True
+
+    def _mine(self) -> list[asyncio.Task[None]]:
+        """The pending tasks of :meth:`submit_here` on the running loop, if any."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return []
+        with self._settled:
+            return [task for task in self._here if task.get_loop() is loop]
+
+    async def aflush(self, seconds: float | None = 30.0) -> bool:
+        """:meth:`flush` from async code: awaits this loop's own background tasks, and
+        waits for the rest off the loop."""
+        deadline = None if seconds is None else time.monotonic() + seconds
+        mine = self._mine()
+        if mine:
+            _, pending = await asyncio.wait(mine, timeout=seconds)
+            if pending:
+                return False
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        return await asyncio.to_thread(self._flush_others, left)
+
+    def _flush_others(self, timeout: float | None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._settled:
             while self.pending > 0:
@@ -168,9 +228,19 @@ class Runner:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _guarded(self, job: AsyncJob) -> None:
+    async def _guarded(self, job: AsyncJob, *, here: bool = False) -> None:
         try:
             await job()
+        except asyncio.CancelledError:
+            if here:
+                logger.warning(
+                    "escalate: a background audit was cancelled: its event loop ended first "
+                    "(await escalate.audits_aflush() before the loop ends)"
+                )
+            with self._settled:
+                self._dropped += 1
+                self._settled.notify_all()
+            raise
         except BaseException as error:  # counted and logged, never raised
             self._ended(error)
         else:
@@ -212,6 +282,14 @@ def flush(timeout: float | None = 30.0) -> bool:
     (the audits run on escalate's own threads and loop, not the caller's)."""
     current = _runner
     return True if current is None else current.flush(timeout)
+
+
+async def aflush(seconds: float | None = 30.0) -> bool:
+    """:func:`flush` for async code: awaits the background audits running on this event
+    loop (those of a tier given a ready async client, which must finish before the loop
+    ends) and waits for the others without blocking the loop."""
+    current = _runner
+    return True if current is None else await current.aflush(seconds)
 
 
 def stats() -> BackgroundStats:

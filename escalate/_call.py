@@ -127,8 +127,12 @@ class CallPath:
             _ended(plan, _receipt_of(error), trace, error)
             raise
         _ended(plan, receipt, trace)
-        for deferred in later:
-            _background.runner().submit_async(_audit_async(deferred, self.hooks))
+        for deferred in later:  # on escalate's own loop, unless a given client binds it here
+            job = _audit_async(deferred, self.hooks)
+            if deferred.loop_bound:
+                _background.runner().submit_here(job)
+            else:
+                _background.runner().submit_async(job)
         return value, receipt
 
     def call_sync(

@@ -349,3 +349,83 @@ def test_a_plain_answer_is_audited_whole(
     assert finished.receipt.audit.agreed is True  # "1,200" and " 1200.00 " are one number
     with pytest.raises(ConfigurationError, match="has no fields"):
         escalate.escalating(tiers=tiers(openai_tier), response_model=int, audit=Audit(key="total"))
+
+
+def test_a_given_async_client_audits_on_the_callers_loop(
+    server: ProviderServer, openai_tier: Any
+) -> None:
+    # A ready AsyncOpenAI client's connection pool belongs to the caller's loop: its
+    # background audit runs there, and audits_aflush() awaits it before the loop ends.
+    server.respond(CHEAP, lambda request: Reply(data={"customer": "ACME", "total": 1}))
+    server.respond(STRONG, lambda request: Reply(data={"customer": "ACME", "total": 1}))
+    heard: list[Any] = []
+
+    async def main() -> Receipt:
+        import openai
+
+        async with openai.AsyncOpenAI(
+            base_url=server.openai_base_url, api_key="k", max_retries=0
+        ) as client:
+
+            @escalate.escalating(
+                tiers=[
+                    Tier(f"openai/{CHEAP}", client=client),
+                    Tier(f"openai/{STRONG}", client=client),
+                ],
+                response_model=Invoice,
+                audit=Audit(share=1.0, mode="background"),
+                hooks=[heard.append],
+            )
+            async def extract(text: str) -> str:
+                return text
+
+            invoice = await extract("ACME owes 1")
+            with pytest.raises(RuntimeError, match="audits_aflush"):
+                escalate.audits_flush(timeout=1)  # would wait on this very loop
+            assert await escalate.audits_aflush(10)
+            return receipt_of(invoice)
+
+    original = asyncio.run(main())
+
+    (audited,) = [e for e in heard if isinstance(e, Audited)]
+    assert audited.receipt.id == original.id and audited.verdict.agreed is True
+    assert audited.receipt.attempts[-1].outcome == "answered"
+
+
+def test_a_loop_that_ends_first_cancels_its_audit_cleanly(
+    server: ProviderServer, openai_tier: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.respond(CHEAP, lambda request: Reply(data={"customer": "ACME", "total": 1}))
+    reached, release = threading.Event(), threading.Event()
+
+    def strong(request: Any) -> Reply:
+        reached.set()
+        release.wait(10)
+        return Reply(data={"customer": "ACME", "total": 1})
+
+    server.script(STRONG, strong)
+    dropped = escalate.audits_stats().dropped
+
+    async def main() -> None:
+        import openai
+
+        client = openai.AsyncOpenAI(base_url=server.openai_base_url, api_key="k", max_retries=0)
+        tiers = [Tier(f"openai/{CHEAP}", client=client), Tier(f"openai/{STRONG}", client=client)]
+
+        @escalate.escalating(
+            tiers=tiers, response_model=Invoice, audit=Audit(share=1.0, mode="background")
+        )
+        async def extract(text: str) -> str:
+            return text
+
+        await extract("ACME owes 1")
+        await asyncio.to_thread(reached.wait, 10)  # the audit's request is in flight
+
+    try:
+        asyncio.run(main())  # ends with the audit in flight: asyncio.run cancels it
+    finally:
+        release.set()
+
+    assert escalate.audits_stats().dropped == dropped + 1
+    assert escalate.audits_flush(timeout=10)
+    assert "its event loop ended first" in caplog.text

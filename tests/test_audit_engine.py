@@ -205,3 +205,18 @@ def test_a_retry_step_of_the_answer_comes_before_the_audit() -> None:
     _, receipt = face.finish(answered)
 
     assert [a.purpose for a in receipt.attempts] == ["answer", "retry", "audit"]
+
+
+def test_an_audit_that_would_pass_the_budget_is_not_made() -> None:
+    from decimal import Decimal
+
+    from .test_engine import Deployment, FakeTier
+
+    priced = FakeTier("strong", (Deployment("strong-1", usd_per_token=Decimal("0.01")),))
+    the_plan = audited_plan(make_tier("cheap"), priced)
+    face = Face(the_plan, CallInfo(budget_usd=Decimal("0.5")))
+
+    _, receipt = face.finish(answered)  # 120 tokens at $0.01 would pass $0.50: no audit
+
+    assert receipt.audit is None and [a.purpose for a in receipt.attempts] == ["answer"]
+    assert receipt.notes[-1].startswith("audit: not made: spent $0.001000 + projected $1.2")
