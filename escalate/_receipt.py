@@ -312,7 +312,7 @@ class Receipt(_Frozen):
     @property
     def spent_attempts(self) -> int:
         """Requests that did not give the returned answer: rejected answers, provider
-        failures, self-escalations, gates' samples and follow-ups."""
+        failures, self-escalations, gates' samples and follow-ups, audits."""
         answered = self.outcome in ("answered", "best_effort")
         made = sum(a.outcome != "skipped" for a in self.attempts)
         return made - (1 if answered and made else 0)

@@ -267,6 +267,12 @@ def summary_lines(report: Report) -> list[str]:
         f"cost {_usd(t.known_cost_usd)} in all, {_usd(t.cost_per_call_usd)} per call"
         + (f" ({t.unknown_cost_calls} call(s) of unknown cost)" if t.unknown_cost_calls else ""),
     ]
+    audits = report.audits
+    if audits.audits:
+        lines.append(
+            f"{audits.audits} audit(s) of what passed: {audits.disagreed} disagreed, "
+            f"{audits.unknown} without a verdict, cost {_usd(audits.known_cost_usd)}"
+        )
     saving = report.total_saving
     if saving is not None and saving.always_strongest_usd is not None:
         lines.append(

@@ -186,6 +186,9 @@ def _saving(function: str, calls: list[Any], data: Loaded, prices: Mapping[str, 
     ups = [
         (m.from_tier, m.to_tier) for c in calls for m in data.moves.get(c.id, ()) if m.kind == "up"
     ]
+    # An audit asks a stronger tier too: a cascade whose audited answers never escalated
+    # still has its auditing tier above them (and the audits' attempts price it).
+    ups += [(row.of_tier, row.tier) for c in calls if (row := data.audits.get(c.id)) is not None]
     strongest = strongest_tier((c.path for c in calls), ups)
     rate = _rate(strongest, attempts, prices)
     actual = sum((c.known_cost_usd for c in calls), Decimal(0))

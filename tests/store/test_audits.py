@@ -95,6 +95,9 @@ def test_false_pass_rates_with_wilson_intervals_in_the_report(
     assert [p.path for p in report.paths] == [cheap]
     assert report.total.escalated == 0 and report.gates == []
     assert report.total.known_cost_usd == sum((r.known_cost_usd for r in receipts), Decimal(0))
+    (saving,) = report.savings  # the auditing tier is the strongest, though none escalated
+    assert saving.strongest_tier == tiers(openai_tier)[1].display_name
+    assert saving.actual_usd == report.total.known_cost_usd  # the audits were paid
 
     as_json = json.loads(report_json(report))["audits"]
     assert as_json["disagreed"] == 3 and as_json["known_cost_usd"] == str(a.known_cost_usd)
