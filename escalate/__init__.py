@@ -7,6 +7,10 @@ escalate only when it fails, and keep a receipt of what it cost and why.
 import importlib.metadata as _metadata
 
 from escalate._adaptive import AdaptiveStart
+from escalate._audit import Audit
+from escalate._background import aflush as audits_aflush
+from escalate._background import flush as audits_flush
+from escalate._background import stats as audits_stats
 from escalate._breaker import Breaker, set_breakers
 from escalate._config import Tier
 from escalate._decorator import escalating
@@ -52,6 +56,7 @@ __all__ = [
     "AdaptiveStart",
     "AllTiersFailed",
     "Attempt",
+    "Audit",
     "AuditVerdict",
     "Breaker",
     "BreakerOpen",
@@ -72,6 +77,9 @@ __all__ = [
     "Text",
     "Tier",
     "__version__",
+    "audits_aflush",
+    "audits_flush",
+    "audits_stats",
     "awith_receipt",
     "configure",
     "escalating",

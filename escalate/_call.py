@@ -16,7 +16,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from escalate._faces import run_async, run_sync
+import escalate._background as _background
+from escalate._auditing import Deferred
+from escalate._faces import drive_async, drive_sync, run_async, run_sync
 from escalate._plan import CallInfo, Messages, Plan
 from escalate._receipt import Receipt
 from escalate._results import attach, receipt_of, remember
@@ -70,10 +72,14 @@ class CallPath:
         plan with other gates or tiers says nothing about the function's own pass rates."""
         return dataclasses.replace(self, plan=dataclasses.replace(plan, adaptive=None))
 
-    def _begin(self, prompt: object, args: Any, kwargs: Any) -> tuple[Plan, Messages, CallInfo]:
+    def _begin(
+        self, prompt: object, args: Any, kwargs: Any, later: list[Deferred]
+    ) -> tuple[Plan, Messages, CallInfo]:
         plan = self.current_plan()
         messages = to_messages(prompt, plan.function)
         call = resolve(plan, tuple(args), kwargs, listener(self.hooks))
+        if plan.audit is not None and plan.audit.mode == "background":
+            call = dataclasses.replace(call, on_audit=later.append)
         trace = begin_trace(plan.function)  # None unless a tracer or meter provider is set
         if trace is not None:
             call = dataclasses.replace(call, trace=trace, on_event=trace.listen(call.on_event))
@@ -83,7 +89,10 @@ class CallPath:
         self, args: Sequence[Any], kwargs: Mapping[str, Any], via: Callable[..., Any] | None = None
     ) -> tuple[Any, Receipt]:
         """Run the sync function's call: the value as the engine returned it, and the receipt."""
-        plan, messages, call = self._begin((via or self.prompt)(*args, **kwargs), args, kwargs)
+        later: list[Deferred] = []
+        plan, messages, call = self._begin(
+            (via or self.prompt)(*args, **kwargs), args, kwargs, later
+        )
         trace = call.trace
         try:
             if trace is None:
@@ -95,14 +104,17 @@ class CallPath:
             _ended(plan, _receipt_of(error), trace, error)
             raise
         _ended(plan, receipt, trace)
+        for deferred in later:  # after the receipt went out: the amended one replaces it
+            _background.runner().submit_sync(_audit_sync(deferred, self.hooks))
         return value, receipt
 
     async def walk_async(
         self, args: Sequence[Any], kwargs: Mapping[str, Any], via: Callable[..., Any] | None = None
     ) -> tuple[Any, Receipt]:
         """The async twin of :meth:`walk_sync`."""
+        later: list[Deferred] = []
         plan, messages, call = self._begin(
-            await (via or self.prompt)(*args, **kwargs), args, kwargs
+            await (via or self.prompt)(*args, **kwargs), args, kwargs, later
         )
         trace = call.trace
         try:
@@ -115,6 +127,12 @@ class CallPath:
             _ended(plan, _receipt_of(error), trace, error)
             raise
         _ended(plan, receipt, trace)
+        for deferred in later:  # on escalate's own loop, unless a given client binds it here
+            job = _audit_async(deferred, self.hooks)
+            if deferred.loop_bound:
+                _background.runner().submit_here(job)
+            else:
+                _background.runner().submit_async(job)
         return value, receipt
 
     def call_sync(
@@ -177,6 +195,25 @@ def _ended(
         deliver(receipt)
     if trace is not None:
         trace.finish(receipt, error)
+
+
+def _audit_sync(deferred: Deferred, hooks: Sequence[Hook]) -> Callable[[], None]:
+    """A background audit of a sync function, for a worker thread: the audit's requests,
+    then the amended receipt to the sinks (the store replaces the row by its id)."""
+
+    def audit() -> None:
+        deliver(drive_sync(deferred.steps(listener(hooks, streams=False))))
+
+    return audit
+
+
+def _audit_async(deferred: Deferred, hooks: Sequence[Hook]) -> Callable[[], Any]:
+    """A background audit of an async function, for the worker's own event loop."""
+
+    async def audit() -> None:
+        deliver(await drive_async(deferred.steps(listener(hooks, streams=False))))
+
+    return audit
 
 
 def _finish(value: Any, receipt: Receipt) -> Any:

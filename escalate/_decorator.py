@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from escalate._adapting import Learner
 from escalate._adaptive import AdaptiveStart, as_adaptive
 from escalate._answers import shape_of
+from escalate._audit import Audit, check_audit
 from escalate._call import CallPath, register
 from escalate._checks import (
     as_self_escalation,
@@ -83,6 +84,7 @@ def escalating(
     tags: Mapping[str, str] | None = ...,
     context: Mapping[str, Any] | None = ...,
     adaptive: bool | AdaptiveStart = ...,
+    audit: Audit | None = ...,
 ) -> Decorator[M]: ...
 
 
@@ -107,6 +109,7 @@ def escalating(
     tags: Mapping[str, str] | None = ...,
     context: Mapping[str, Any] | None = ...,
     adaptive: bool | AdaptiveStart = ...,
+    audit: Audit | None = ...,
 ) -> Decorator[Any]: ...
 
 
@@ -130,6 +133,7 @@ def escalating(
     tags: Mapping[str, str] | None = None,
     context: Mapping[str, Any] | None = None,
     adaptive: bool | AdaptiveStart = False,
+    audit: Audit | None = None,
 ) -> Decorator[Any]:
     """Run the decorated prompt on the cheapest tier first and escalate on failure.
 
@@ -167,6 +171,9 @@ def escalating(
     - ``adaptive``: start each call where its task class is likely to end, learned from
       the function's receipts (``True`` or an :class:`~escalate.AdaptiveStart`; see
       ``docs/adaptive.md``). ``options(start_at=...)`` and ``route=`` still win.
+    - ``audit``: send a share of the answers that passed on a cheaper tier to a stronger
+      one and compare them on a key (:class:`~escalate.Audit`): the receipt's ``audit``
+      says whether they agreed; the store measures each gate's and tier's false passes.
 
     Configuration mistakes raise :class:`~escalate.ConfigurationError` here, not at call time.
     """
@@ -258,6 +265,7 @@ def _plan(settings: Mapping[str, Any]) -> Plan:
         task=_check_task(settings["task"]),
         tags=check_tags(settings["tags"] or {}, "escalating"),
         context=_check_context(settings["context"]),
+        audit=check_audit(settings["audit"], built, shape),
     )
 
 

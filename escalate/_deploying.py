@@ -28,7 +28,7 @@ from escalate._retry import Transient, asked_too_long
 from escalate._switches import testing_mode
 from escalate.exceptions import BreakerOpen
 
-__all__ = ["Request", "walk_tier"]
+__all__ = ["Request", "send_once", "walk_tier"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +98,23 @@ def _with_retries(
         held.release()  # a no-op unless the call was stopped mid-request
 
 
+def send_once(
+    tier: EngineTier, call: Call, purpose: Purpose, ledger: Ledger
+) -> Generator[Step, Any, TierCall]:
+    """One request to ``call``'s deployment, never retried (an audit's): asked of its
+    circuit breaker first (an open one: a ``skipped`` attempt, no request), then sent,
+    recorded and reported to the breaker as any request is."""
+    deployment = call.deployment
+    admitted = current_breakers().admit(deployment.breaker_key, tier.breaker)
+    if isinstance(admitted, Refusal):
+        return _skipped(tier, deployment, admitted, purpose, ledger)
+    held = _Held(admitted)
+    try:
+        return (yield from _send(call, tier, held, ledger, purpose, 0))
+    finally:
+        held.release()  # a no-op unless the call was stopped mid-request
+
+
 @dataclass
 class _Held:
     """The breaker's admission for the request in flight (renewed before each retry)."""
@@ -113,7 +130,7 @@ def _send(
     call: Call, tier: EngineTier, held: _Held, ledger: Ledger, purpose: Purpose, reask: int
 ) -> Generator[Step, Any, TierCall]:
     """One request: sent, recorded, and reported to the deployment's breaker."""
-    ledger.sending(tier.name, call.deployment)
+    ledger.sending(tier.name, call.deployment, purpose=purpose)
     result: TierCall = yield call
     ledger.record(result, purpose, reask)
     _report(held.ticket, result, tier, call.deployment, ledger)

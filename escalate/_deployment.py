@@ -136,6 +136,13 @@ class Deployment:
         """Whether answers arrive as a stream of partials (``Tier(stream=True)``)."""
         return self.config.stream
 
+    @property
+    def loop_bound(self) -> bool:
+        """Whether its async requests must be made on the caller's event loop: it was
+        given a ready async client, whose connection pool belongs to the loop that opened
+        it (a background audit then runs as a task there, see ``_background``)."""
+        return self.config.client is not None and client_flavour(self.config.client)[1]
+
     def check_flavour(self, is_async: bool) -> None:
         """Raise ConfigurationError if a given client cannot serve this face."""
         if self.config.client is None:

@@ -15,7 +15,8 @@ Two kinds of trouble are never confused:
   moved **sideways** to the tier's next deployment, then up or raised, by policy.
 
 One tier's answer and its gates are ``_gating``'s; one tier's deployments and retries
-are ``_deploying``'s.
+are ``_deploying``'s; the audit of an answer that passed (``escalating(audit=...)``) is
+``_auditing``'s: a step after acceptance, or one left for the background.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from collections.abc import Generator
 from decimal import Decimal
 from typing import Any
 
+from escalate._auditing import Deferred, audit_answer
 from escalate._gating import answer_on_tier, with_failure
 from escalate._ledger import Ledger
 from escalate._outcomes import Answered, Failed
@@ -64,7 +66,10 @@ def walk(plan: Plan, messages: Messages, call: CallInfo | None = None) -> Walk:
         ledger.finished(receipt, error=error)
         raise
     receipt = ledger.receipt(outcome, by)
+    ledger.audited(receipt)
     ledger.finished(receipt, result=value)
+    if ledger.deferred is not None and call.on_audit is not None:
+        call.on_audit(Deferred(ledger.deferred, receipt))
     return value, receipt
 
 
@@ -79,10 +84,12 @@ def _walk(
 ) -> Generator[Step, Any, _Ended]:
     budget = call.budget_usd if call.budget_usd is not None else plan.budget_usd
     last: Failed | None = None
+    asked = messages  # what an audit asks: the function's own messages
     for index in range(call.start, len(plan.tiers)):
         tier = plan.tiers[index]
         result, deployment = yield from answer_on_tier(plan, call, index, messages, ledger)
         if isinstance(result, Answered):
+            yield from audit_answer(plan, call, index, asked, result.value, ledger)
             return result.value, "answered", tier.name
         last = result = _judge(plan, result, ledger)
         if result.kind == "provider" and plan.on_provider_exhausted == "raise":

@@ -12,23 +12,38 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
+from collections.abc import Generator
 from dataclasses import replace
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from escalate._engine import walk
-from escalate._plan import CallInfo, Check, Messages, Plan, Sample, Sleep, Verdict
+from escalate._plan import CallInfo, Check, Messages, Plan, Sample, Sleep, Step, Verdict
 from escalate._receipt import Receipt
 from escalate.gates import Rejected, gate_name
 from escalate.gates._protocol import finite_score
 
-__all__ = ["run_async", "run_sync"]
+if TYPE_CHECKING:
+    from escalate._tracing import CallTrace
+
+__all__ = ["drive_async", "drive_sync", "run_async", "run_sync"]
+
+T = TypeVar("T")
 
 
 def run_sync(plan: Plan, messages: Messages, call: CallInfo) -> tuple[Any, Receipt]:
     """Drive the walk with blocking calls."""
-    steps = walk(plan, messages, call)
-    trace = call.trace
+    return drive_sync(walk(plan, messages, call), call.trace)
+
+
+async def run_async(plan: Plan, messages: Messages, call: CallInfo) -> tuple[Any, Receipt]:
+    """Drive the walk with awaited calls."""
+    return await drive_async(walk(plan, messages, call), call.trace)
+
+
+def drive_sync(steps: Generator[Step, Any, T], trace: CallTrace | None = None) -> T:
+    """Perform every step of an engine generator (the walk, a background audit) with
+    blocking calls; its return value."""
     reply: Any = None
     thrown: BaseException | None = None
     while True:
@@ -56,10 +71,8 @@ def run_sync(plan: Plan, messages: Messages, call: CallInfo) -> tuple[Any, Recei
             thrown = error
 
 
-async def run_async(plan: Plan, messages: Messages, call: CallInfo) -> tuple[Any, Receipt]:
-    """Drive the walk with awaited calls."""
-    steps = walk(plan, messages, call)
-    trace = call.trace
+async def drive_async(steps: Generator[Step, Any, T], trace: CallTrace | None = None) -> T:
+    """The async twin of :func:`drive_sync`."""
     reply: Any = None
     thrown: BaseException | None = None
     while True:

@@ -15,10 +15,11 @@ from typing import Any, Literal
 from escalate._breaker import Change, Refusal
 from escalate._outcomes import Failed, TierCall
 from escalate._plan import Backend, CallInfo, Plan
-from escalate._receipt import Attempt, CallOutcome, Move, Purpose, Receipt, Route
+from escalate._receipt import Attempt, AuditVerdict, CallOutcome, Move, Purpose, Receipt, Route
 from escalate._self_escalation import SelfEscalated
 from escalate.events import (
     AttemptFinished,
+    Audited,
     BreakerClosed,
     BreakerOpened,
     Escalated,
@@ -45,8 +46,13 @@ class Ledger:
         self.attempts: list[Attempt] = []
         self.moves: list[Move] = []
         self.notes: list[str] = []
-        self.in_flight: tuple[str, Backend, int, float, datetime] | None = None
-        """The tier, deployment, request count and start of the step being performed."""
+        self.in_flight: tuple[str, Backend, int, float, datetime, Purpose] | None = None
+        """The tier, deployment, request count, start and purpose of the step being
+        performed."""
+        self.audit: AuditVerdict | None = None
+        """The verdict of this call's inline audit (see ``_auditing``)."""
+        self.deferred: Any = None
+        """The audit this call leaves to the background (an ``_auditing.Due``)."""
         self.best: tuple[Any, str] | None = None
         """The best answer so far that failed its gates (the strongest tier's latest),
         and its tier: what ``when_unmet="best_effort"`` returns."""
@@ -65,6 +71,7 @@ class Ledger:
             finished_at=datetime.now(UTC),
             latency_s=time.perf_counter() - self.started,
             notes=tuple(self.notes),
+            audit=self.audit,
         )
 
     def finished(self, receipt: Receipt, result: Any = None, error: Any = None) -> None:
@@ -73,19 +80,29 @@ class Ledger:
 
     # --- attempts ----------------------------------------------------------------------
 
-    def sending(self, tier: str, deployment: Backend, count: int = 1) -> None:
-        self.in_flight = (tier, deployment, count, time.perf_counter(), datetime.now(UTC))
+    def audited(self, receipt: Receipt) -> None:
+        """The receipt now carries its audit's verdict: tell the listeners."""
+        if self.emit is not None and receipt.audit is not None:
+            self.emit(Audited(self.function, receipt.audit, receipt))
+
+    def sending(
+        self, tier: str, deployment: Backend, count: int = 1, purpose: Purpose = "answer"
+    ) -> None:
+        started = (time.perf_counter(), datetime.now(UTC))
+        self.in_flight = (tier, deployment, count, *started, purpose)
 
     def record(self, result: TierCall, purpose: Purpose, reask: int = 0) -> None:
         """The attempts of one step: the first made for ``purpose``, any further ones
         (instructor's re-asks after a validation error) as re-asks."""
         self.in_flight = None
         for index, attempt in enumerate(result.attempts):
-            wanted = purpose if index == 0 else "reask"
+            wanted = purpose if index == 0 or purpose == "audit" else "reask"
             if purpose == "answer" and reask and index == 0:
                 wanted = "reask"
             if wanted != attempt.purpose or reask:  # the common first answer needs no copy
                 update = {"reask": reask + attempt.reask, "purpose": wanted}
+                if purpose == "audit":  # an audit's own re-asks (instructor's) stay audits
+                    update["reask"] = index
                 attempt = attempt.model_copy(update=update)
             self.attempts.append(attempt)
             if self.emit is not None:
@@ -140,7 +157,7 @@ class Ledger:
         if self.in_flight is None:
             self.notes.append(f"cancelled: {why}")
             return
-        tier, deployment, count, started, started_at = self.in_flight
+        tier, deployment, count, started, started_at, purpose = self.in_flight
         self.in_flight = None
         for _ in range(count):
             self.attempts.append(
@@ -149,6 +166,7 @@ class Ledger:
                     deployment=deployment.name,
                     provider=deployment.provider_name,
                     requested_model=deployment.model,
+                    purpose="audit" if purpose == "audit" else "answer",
                     outcome="cancelled",
                     trigger="cancelled",
                     reason=f"the call was stopped while this request was in flight ({why})",

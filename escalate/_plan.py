@@ -20,6 +20,7 @@ from escalate._self_escalation import SelfEscalation
 
 if TYPE_CHECKING:
     from escalate._adapting import Learner
+    from escalate._audit import AuditPlan
     from escalate._breaker import Breaker
     from escalate._tracing import CallTrace
     from escalate.gates import GateContext, Rejected
@@ -187,6 +188,8 @@ class Plan:
     adaptive: Learner | None = None
     """Where calls start when neither ``options(start_at=...)`` nor ``route=`` says: learned
     from the function's receipts per task class (``_adapting``); None: the cheapest."""
+    audit: AuditPlan | None = None
+    """Audit a share of the answers that passed with a stronger tier (see ``_audit``)."""
 
 
 @dataclass(frozen=True)
@@ -205,6 +208,9 @@ class CallInfo:
     context: Mapping[str, Any] | None = None
     trace: CallTrace | None = None
     """The call's OpenTelemetry spans (``escalate._tracing``); None when nothing records."""
+    on_audit: Callable[[Any], None] | None = None
+    """Receives a background audit the walk decided on (an ``_auditing.Deferred``), once
+    the call's receipt is finished; None: background audits are not run."""
 
 
 @dataclass(frozen=True, slots=True)

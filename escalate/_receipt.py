@@ -312,7 +312,7 @@ class Receipt(_Frozen):
     @property
     def spent_attempts(self) -> int:
         """Requests that did not give the returned answer: rejected answers, provider
-        failures, self-escalations, gates' samples and follow-ups."""
+        failures, self-escalations, gates' samples and follow-ups, audits."""
         answered = self.outcome in ("answered", "best_effort")
         made = sum(a.outcome != "skipped" for a in self.attempts)
         return made - (1 if answered and made else 0)
@@ -330,8 +330,9 @@ class Receipt(_Frozen):
 
     @property
     def tiers_tried(self) -> tuple[str, ...]:
-        """Tier names in the order they were first tried."""
-        return tuple(dict.fromkeys(a.tier for a in self.attempts))
+        """Tier names in the order they were first tried for the answer (an audit's
+        tier, asked only for a second opinion, is not among them)."""
+        return tuple(dict.fromkeys(a.tier for a in self.attempts if a.purpose != "audit"))
 
     def to_json(self, *, indent: int | None = None) -> str:
         """Serialise to JSON; :meth:`from_json` reads it back to an equal receipt."""
@@ -349,7 +350,11 @@ class Receipt(_Frozen):
         ended = f"answered by {self.answered_by}" if self.answered_by else self.outcome
         if self.outcome == "best_effort":
             ended = f"best effort from {self.answered_by}"
+        audited = ""
+        if self.audit is not None:
+            verdict = {True: "agreed", False: "disagreed", None: "no verdict"}[self.audit.agreed]
+            audited = f"; audited by {self.audit.tier}: {verdict}"
         return (
             f"{self.function}: {ended}; path {path}; {len(self.attempts)} attempt(s), "
-            f"cost {cost}, {self.latency_s * 1000:.1f} ms"
+            f"cost {cost}, {self.latency_s * 1000:.1f} ms{audited}"
         )

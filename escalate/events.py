@@ -14,6 +14,9 @@ A call of an escalating function emits, in order:
 - :class:`MovedSideways` after a provider failure moves the task to an equivalent
   deployment, and :class:`Escalated` when it moves up a tier (trigger, reason, and, when
   the model itself asked, its restated question);
+- :class:`Audited` when the answer was audited (``escalating(audit=...)``): inline, just
+  before :class:`Finished`; in the background, after the call returned, with the amended
+  receipt (same id, the audit's attempt added);
 - :class:`Finished` once, with the result or the error, and the receipt.
 
 Outside any call, a receipt store's watch (``escalate.store.Watch``) hands
@@ -43,11 +46,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from escalate._receipt import Attempt, Receipt
+from escalate._receipt import Attempt, AuditVerdict, Receipt
 
 __all__ = [
     "AlertRaised",
     "AttemptFinished",
+    "Audited",
     "BreakerClosed",
     "BreakerOpened",
     "Escalated",
@@ -159,6 +163,19 @@ class Finished:
 
 
 @dataclass(frozen=True)
+class Audited:
+    """A stronger tier audited the returned answer: ``verdict`` says whether they agreed
+    (``None``: the audit got no answer), ``receipt`` is the receipt with the audit on it.
+    An inline audit's comes just before :class:`Finished`; a background audit's after the
+    call returned, from escalate's background worker thread, with the amended receipt
+    (the object the caller holds keeps its original receipt)."""
+
+    function: str
+    verdict: AuditVerdict
+    receipt: Receipt
+
+
+@dataclass(frozen=True)
 class AlertRaised:
     """A store watch found its band left (``escalate.store.Watch``): not part of a call.
     ``function`` is the watched function (or ``""`` for a task class or all calls)."""
@@ -181,6 +198,7 @@ Event = (
     | BreakerClosed
     | MovedSideways
     | Escalated
+    | Audited
     | Finished
     | AlertRaised
 )
@@ -226,10 +244,12 @@ def get_hooks() -> tuple[Hook, ...]:
 _sink: contextvars.ContextVar[Hook | None] = contextvars.ContextVar("escalate_sink", default=None)
 
 
-def listener(hooks: Sequence[Hook]) -> Hook | None:
+def listener(hooks: Sequence[Hook], *, streams: bool = True) -> Hook | None:
     """One callable that hands an event to the function's hooks, the global ones and any
-    stream in progress, or None when nobody listens (then no event is even built)."""
-    sink = _sink.get()
+    stream in progress (``streams=False``: not the stream: after the call returned, as a
+    background audit's events are), or None when nobody listens (then no event is even
+    built)."""
+    sink = _sink.get() if streams else None
     everyone = (*hooks, *_global_hooks, *((sink,) if sink is not None else ()))
     if not everyone:
         return None

@@ -58,7 +58,17 @@ def test_no_module_imports_itself_back() -> None:
 
 
 def test_the_engine_rooms_import_no_sdk_and_no_asyncio() -> None:
-    engine = ["_engine", "_gating", "_deploying", "_ledger", "_plan", "_retry", "_outcomes"]
+    engine = [
+        "_engine",
+        "_gating",
+        "_deploying",
+        "_auditing",
+        "_audit",
+        "_ledger",
+        "_plan",
+        "_retry",
+        "_outcomes",
+    ]
     for name in engine:
         imported = _imports(PACKAGE / f"{name}.py")
         roots = {module.split(".")[0] for module in imported}

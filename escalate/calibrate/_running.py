@@ -13,6 +13,7 @@ testing override in force, and its :class:`~escalate._call.CallPath`), :func:`_s
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -27,7 +28,9 @@ __all__: list[str] = []  # nothing public: only this package's own modules impor
 
 def _path(fn: Callable[..., Any]) -> tuple[Plan, CallPath]:
     path = path_of(fn)
-    return path.current_plan(), path
+    # No audits under calibration: the sweep measures the gates, and pays for no second
+    # opinion on its own items.
+    return dataclasses.replace(path.current_plan(), audit=None), path
 
 
 def _is_async(fn: Callable[..., Any]) -> bool:

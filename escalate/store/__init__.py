@@ -7,10 +7,12 @@ is asked for: it needs the ``store`` extra (SQLAlchemy, rich); PostgreSQL needs 
 - :class:`Store`: one database (SQLite file or PostgreSQL), its schema and migrations;
 - :func:`build_report` over :class:`Filters`, printed by :func:`print_report`, or as
   :func:`report_json` and :func:`report_csv`;
-- :func:`export_jsonl`, :func:`export_csv`, :func:`delete_before`: retention.
+- :func:`export_jsonl`, :func:`export_csv`, :func:`delete_before`: retention;
+- :func:`audit_labels`: the audits of what passed as labels (see ``docs/audits.md``).
 """
 
 from escalate.store._alerts import Watch, check_watches
+from escalate.store._audits import AuditLabel, AuditSummary, FalsePass, audit_labels, wilson
 from escalate.store._figures import (
     AdaptiveClass,
     CalibrationHint,
@@ -34,7 +36,10 @@ __all__ = [
     "SAVINGS_METHOD",
     "SCHEMA_VERSION",
     "AdaptiveClass",
+    "AuditLabel",
+    "AuditSummary",
     "CalibrationHint",
+    "FalsePass",
     "Filters",
     "Firing",
     "Funnel",
@@ -48,6 +53,7 @@ __all__ = [
     "StoreVersionError",
     "Watch",
     "Writer",
+    "audit_labels",
     "build_report",
     "check_watches",
     "delete_before",
@@ -57,4 +63,5 @@ __all__ = [
     "report_csv",
     "report_json",
     "summary_lines",
+    "wilson",
 ]

@@ -85,6 +85,47 @@ def _sections(report: Report) -> Iterable[_Section]:
         ["gate", "verdict", "detail"],
         [[h.gate, h.verdict, h.detail] for h in report.calibration],
     )
+    yield from _audits(report)
+
+
+def _audits(report: Report) -> Iterable[_Section]:
+    a = report.audits
+    yield (
+        "Audits of what passed",
+        ["audits", "agreed", "disagreed", "no verdict", "USD total", "USD/audit"],
+        [
+            [
+                str(a.audits),
+                str(a.agreed),
+                str(a.disagreed),
+                str(a.unknown),
+                _usd(a.known_cost_usd),
+                _usd(a.cost_per_audit_usd),
+            ]
+        ]
+        if a.audits
+        else [],
+    )
+    yield (
+        "False-pass rate by tier and gate (audits that disagreed; 95% Wilson interval)",
+        ["scope", "name", "audited", "disagreed", "rate", "95% low", "95% high", "no verdict"],
+        [
+            [
+                r.scope,
+                r.name,
+                str(r.audited),
+                str(r.disagreed),
+                _share(r.rate),
+                *(
+                    ("-", "-")
+                    if r.interval is None
+                    else (_share(r.interval[0]), _share(r.interval[1]))
+                ),
+                str(r.unknown),
+            ]
+            for r in a.rates
+        ],
+    )
 
 
 def _paths(report: Report) -> _Section:
@@ -226,6 +267,12 @@ def summary_lines(report: Report) -> list[str]:
         f"cost {_usd(t.known_cost_usd)} in all, {_usd(t.cost_per_call_usd)} per call"
         + (f" ({t.unknown_cost_calls} call(s) of unknown cost)" if t.unknown_cost_calls else ""),
     ]
+    audits = report.audits
+    if audits.audits:
+        lines.append(
+            f"{audits.audits} audit(s) of what passed: {audits.disagreed} disagreed, "
+            f"{audits.unknown} without a verdict, cost {_usd(audits.known_cost_usd)}"
+        )
     saving = report.total_saving
     if saving is not None and saving.always_strongest_usd is not None:
         lines.append(

@@ -76,6 +76,8 @@ class Loaded:
     feedback: dict[str, list[Row[Any]]]
     regenerated: dict[str, str]
     """id of a regenerated call -> id of the call that regenerated it."""
+    audits: dict[str, Row[Any]] = field(default_factory=dict)
+    """id of an audited call -> its audit's row."""
 
 
 _CALL_COLUMNS = [c for c in s.calls.c if c.name != "receipt"]
@@ -122,4 +124,8 @@ def load(store: Store, filters: Filters) -> Loaded:
             )
         )
         regenerated = {row.regenerates: row.id for row in regen}
-    return Loaded(calls, attempts, moves, scores, feedback, regenerated)
+        audits = {
+            row.call_id: row
+            for row in connection.execute(_children(s.audits, where, s.audits.c.call_id))
+        }
+    return Loaded(calls, attempts, moves, scores, feedback, regenerated, audits)

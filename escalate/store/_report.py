@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from escalate._pricing import Price
+from escalate.store._audits import AuditSummary, audit_summary
 from escalate.store._calibration import hints
 from escalate.store._figures import (
     AdaptiveClass,
@@ -67,6 +68,8 @@ class Report:
     savings_method: str = METHOD
     adaptive: list[AdaptiveClass] = field(default_factory=list)
     """Task classes that started adaptively: their start tiers and cheap pass rate."""
+    audits: AuditSummary = field(default_factory=AuditSummary)
+    """The audits of what passed: their verdicts, cost, each tier's and gate's false passes."""
 
     @property
     def total_saving(self) -> Saving | None:
@@ -106,6 +109,7 @@ class Report:
             "reasons": [r.as_dict() for r in self.reasons],
             "calibration": [h.as_dict() for h in self.calibration],
             "adaptive": [a.as_dict() for a in self.adaptive],
+            "audits": self.audits.as_dict(),
         }
 
 
@@ -124,7 +128,7 @@ def _firings(data: Loaded, field_name: str) -> list[Firing]:
         seen: set[str] = set()
         for a in attempts:
             name = getattr(a, field_name)
-            if a.outcome != "rejected" or name is None:
+            if a.outcome != "rejected" or name is None or a.purpose == "audit":
                 continue
             firing = found.setdefault(name, Firing(name))
             firing.rejections += 1
@@ -182,6 +186,9 @@ def _saving(function: str, calls: list[Any], data: Loaded, prices: Mapping[str, 
     ups = [
         (m.from_tier, m.to_tier) for c in calls for m in data.moves.get(c.id, ()) if m.kind == "up"
     ]
+    # An audit asks a stronger tier too: a cascade whose audited answers never escalated
+    # still has its auditing tier above them (and the audits' attempts price it).
+    ups += [(row.of_tier, row.tier) for c in calls if (row := data.audits.get(c.id)) is not None]
     strongest = strongest_tier((c.path for c in calls), ups)
     rate = _rate(strongest, attempts, prices)
     actual = sum((c.known_cost_usd for c in calls), Decimal(0))
@@ -346,4 +353,5 @@ def build_report(
         reasons=_reasons(data, top),
         calibration=hints(data),
         adaptive=adaptive_classes(data, store, filters.where()),
+        audits=audit_summary(data),
     )

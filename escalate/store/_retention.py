@@ -113,7 +113,7 @@ def delete_before(store: Store, before: datetime) -> int:
     moves, scores, tags and feedback); returns how many calls were deleted."""
     old = select(s.calls.c.id).where(s.calls.c.started_at < before)
     with store.engine.begin() as connection:
-        for table in (s.attempts, s.moves, s.scores, s.tags, s.feedback):
+        for table in (s.attempts, s.moves, s.scores, s.tags, s.feedback, s.audits):
             connection.execute(delete(table).where(table.c.call_id.in_(old)))
         result = connection.execute(delete(s.calls).where(s.calls.c.started_at < before))
     return int(result.rowcount or 0)

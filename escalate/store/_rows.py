@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from escalate._receipt import Receipt
 from escalate._routing import REGENERATES_TAG
 
-__all__ = ["Rows", "path_of", "rows_of"]
+__all__ = ["Rows", "audit_row", "is_amendment", "path_of", "rows_of"]
 
 PATH_SEPARATOR = ">"
 
@@ -55,9 +57,12 @@ class Rows:
     moves: list[dict[str, Any]] = field(default_factory=list)
     scores: list[dict[str, Any]] = field(default_factory=list)
     tags: list[dict[str, Any]] = field(default_factory=list)
+    audits: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, receipt: Receipt) -> None:
         self.calls.append(_call_row(receipt))
+        if receipt.audit is not None:
+            self.audits.append(audit_row(receipt))
         for seq, attempt in enumerate(receipt.attempts):
             self.attempts.append(
                 {
@@ -93,6 +98,36 @@ class Rows:
 
     def __len__(self) -> int:
         return len(self.calls)
+
+
+def audit_row(receipt: Receipt) -> dict[str, Any]:
+    """The ``audits`` row of an audited receipt: its verdict, the audit's own cost, and the
+    raw output of the returned answer and of the audit (the labels a learned gate reads)."""
+    audit = receipt.audit
+    assert audit is not None
+    own = [a for a in receipt.attempts if a.purpose == "audit"]
+    answers = [a for a in receipt.attempts if a.purpose != "audit" and a.outcome == "answered"]
+    known = sum((a.cost_usd for a in own if a.cost_usd is not None), Decimal(0))
+    return {
+        "call_id": receipt.id,
+        "tier": audit.tier,
+        "of_tier": audit.of_tier,
+        "agreed": audit.agreed,
+        "mode": audit.mode,
+        "key": audit.key,
+        "answer_key": audit.answer_key,
+        "audit_key": audit.audit_key,
+        "gates": json.dumps(list(audit.gates)),
+        "cost_usd": None if any(a.cost_usd is None for a in own) else known,
+        "known_cost_usd": known,
+        "answer_raw": answers[-1].raw_output if answers else None,
+        "audit_raw": own[-1].raw_output if own else None,
+    }
+
+
+def is_amendment(receipt: Receipt) -> bool:
+    """A background audit's receipt: it replaces the receipt stored under its id."""
+    return receipt.audit is not None and receipt.audit.mode == "background"
 
 
 def rows_of(receipts: list[Receipt]) -> Rows:

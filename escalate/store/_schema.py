@@ -2,7 +2,9 @@
 
 Every receipt is one row of ``calls`` (its full JSON in ``receipt``, beside the columns a
 report groups by), one row per attempt in ``attempts``, per move in ``moves``, per score
-in ``scores`` and per tag in ``tags``; ``feedback`` holds users' verdicts. The schema's
+in ``scores`` and per tag in ``tags``; ``feedback`` holds users' verdicts; ``audits`` (since
+schema version 2) one row per audited call: the verdict, the gates the answer passed, the
+audit's cost and both raw answers. The schema's
 version is in ``schema_migrations``; :func:`migrate` brings any older store up to
 :data:`SCHEMA_VERSION` and refuses a newer one, under a lock, so that many processes
 opening one store at once create it once.
@@ -41,6 +43,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "StoreVersionError",
     "attempts",
+    "audits",
     "calls",
     "feedback",
     "metadata",
@@ -51,7 +54,7 @@ __all__ = [
     "tags",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class Usd(TypeDecorator[Decimal]):
@@ -209,6 +212,29 @@ feedback = Table(
 )
 
 
+audits = Table(
+    "audits",
+    metadata,
+    # One per audited call; written with the call (inline) or when a background audit's
+    # amended receipt replaces the call's rows. No foreign key, as for feedback.
+    Column("call_id", String(36), primary_key=True),
+    Column("tier", String(200), nullable=False),
+    Column("of_tier", String(200), nullable=False),
+    Column("agreed", Boolean),  # NULL: the audit got no answer (its attempt says why)
+    Column("mode", String(20), nullable=False),
+    Column("key", String(300)),
+    Column("answer_key", Text),
+    Column("audit_key", Text),
+    Column("gates", Text, nullable=False),  # the gates the answer passed: a JSON list
+    Column("cost_usd", Usd()),  # the audit's own attempts; NULL when one is unknown
+    Column("known_cost_usd", Usd(), nullable=False),
+    Column("answer_raw", Text),
+    Column("audit_raw", Text),
+    Index("ix_audits_of_tier", "of_tier"),
+    Index("ix_audits_agreed", "agreed"),
+)
+
+
 class StoreVersionError(RuntimeError):
     """The store was written by a newer escalate than this one."""
 
@@ -219,7 +245,13 @@ def _v1(connection: Connection) -> None:
     )
 
 
-MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = ((1, _v1),)
+def _v2(connection: Connection) -> None:
+    """Audits (``escalating(audit=...)``): a table of their own, so version 1's rows are
+    untouched and read as they were (a call with no row here was not audited)."""
+    metadata.create_all(connection, tables=[audits], checkfirst=True)
+
+
+MIGRATIONS: tuple[tuple[int, Callable[[Connection], None]], ...] = ((1, _v1), (2, _v2))
 """(version, step): each step brings a store of the version before it to its own; a new
 version appends a step (add a column, an index) and never edits an old one."""
 

@@ -10,14 +10,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, insert, select
+from sqlalchemy import Engine, create_engine, delete, event, insert, select
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError
 
 import escalate.store._schema as s
 from escalate._receipt import Receipt
 from escalate.exceptions import ConfigurationError
-from escalate.store._rows import rows_of
+from escalate.store._rows import is_amendment, rows_of
 
 __all__ = ["Store", "normalise_url"]
 
@@ -90,6 +90,19 @@ def _engine(url: str) -> Engine:
         ) from None
 
 
+def _insert(connection: Connection, rows: Any) -> None:
+    connection.execute(insert(s.calls), rows.calls)
+    for table, batch in (
+        (s.attempts, rows.attempts),
+        (s.moves, rows.moves),
+        (s.scores, rows.scores),
+        (s.tags, rows.tags),
+        (s.audits, rows.audits),
+    ):
+        if batch:
+            connection.execute(insert(table), batch)
+
+
 class Store:
     """Receipts in a database. Opening is lazy: the engine and the schema are made on first
     use (by the background writer, off the caller's thread)."""
@@ -128,21 +141,25 @@ class Store:
 
     def write(self, receipts: Sequence[Receipt]) -> int:
         """Insert a batch of receipts in one transaction; a receipt already stored (same
-        id) makes the batch fail, so it never counts twice. Returns how many were written."""
+        id) makes the batch fail, so it never counts twice. A background audit's amended
+        receipt is the exception: it replaces the rows stored under its id (the call's row,
+        its attempts, moves, scores, tags and audit; feedback is kept), after the batch's
+        new receipts, so an amendment written with its original still wins. Returns how
+        many were written."""
         if not receipts:
             return 0
-        rows = rows_of(list(receipts))
+        new = [r for r in receipts if not is_amendment(r)]
+        amended = [r for r in receipts if is_amendment(r)]
         with self.engine.begin() as connection:
-            connection.execute(insert(s.calls), rows.calls)
-            for table, batch in (
-                (s.attempts, rows.attempts),
-                (s.moves, rows.moves),
-                (s.scores, rows.scores),
-                (s.tags, rows.tags),
-            ):
-                if batch:
-                    connection.execute(insert(table), batch)
-        return len(rows)
+            if new:
+                _insert(connection, rows_of(new))
+            if amended:
+                ids = [r.id for r in amended]
+                for table in (s.attempts, s.moves, s.scores, s.tags, s.audits):
+                    connection.execute(delete(table).where(table.c.call_id.in_(ids)))
+                connection.execute(delete(s.calls).where(s.calls.c.id.in_(ids)))
+                _insert(connection, rows_of(amended))
+        return len(receipts)
 
     def add_feedback(
         self,
