@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from escalate import Tier, escalating
+from escalate import Audit, Tier, escalating
 from escalate.calibrate import score_gate
 from escalate.gates import GateContext
 from escalate.testing._server import ProviderServer, Reply, Request
@@ -125,6 +125,7 @@ def make_solver(
     name: str = "solve",
     length_at: float = 0.5,
     is_async: bool = False,
+    audit: Audit | None = None,
 ) -> Callable[[str], Any]:
     """The function a user writes: the cheap tier with the length gate (at ``length_at``)
     and then ``gates``, the strong tier above it."""
@@ -148,7 +149,7 @@ def make_solver(
 
     prompt: Callable[[str], Any] = solve_async if is_async else solve
     prompt.__name__ = prompt.__qualname__ = name
-    return escalating(tiers=tiers, response_model=Answer)(prompt)
+    return escalating(tiers=tiers, response_model=Answer, audit=audit)(prompt)
 
 
 @pytest.fixture

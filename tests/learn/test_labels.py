@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Literal
 
 import pytest
 
 import escalate
+import escalate.store
 from escalate import Receipt, receipt_of
 from escalate._receipt import AuditVerdict
 from escalate.learn import cheapest_tier, example_of, labels_from_receipts, labels_from_store
@@ -144,3 +146,28 @@ def test_an_evaluation_set_labels_the_cheap_answer(served: ProviderServer) -> No
     assert rejected is not None and json.loads(rejected.answer) == cheap_answer(5)
     assert example_of(receipts[1], True, tier="strong") is not None
     assert example_of(receipts[0], True, tier="strong") is None
+
+
+@pytest.mark.parametrize("mode", ["inline", "background"])
+def test_real_audits_in_a_store_become_labels(
+    served: ProviderServer,
+    store_url: str,
+    use_store: Callable[..., None],
+    mode: Literal["inline", "background"],
+) -> None:
+    # Every answer that passes is audited by the strong tier, which answers the question's
+    # number: the audit agrees exactly when the cheap answer was right.
+    audit = escalate.Audit(share=1.0, key="value", mode=mode)
+    solve = make_solver(served, name="audited", audit=audit)
+    use_store(store_url)
+    numbers = [i for i in range(1, 13) if not is_short(i)]
+    for i in numbers:
+        solve(question(i))
+    assert escalate.audits_flush()
+    assert escalate.flush()
+    examples = labels_from_store(store_url, function="audited")
+    assert [e.source for e in examples] == ["audit"] * len(numbers)
+    assert [e.label for e in examples] == [is_right(i) for i in numbers]
+    assert [json.loads(e.answer) for e in examples] == [cheap_answer(i) for i in numbers]
+    stored = escalate.store.audit_labels(Store(store_url), function="audited")
+    assert sorted(label.agreed for label in stored) == sorted(is_right(i) for i in numbers)
