@@ -69,6 +69,7 @@ def test_the_report_prints_the_split_and_every_row(learning: GSM8KLearning) -> N
     report = learning.report()
     assert f"Held-out GSM8K questions: {LIMIT}, each tested once" in report
     assert "cost <= 50% of the strongest tier's" in report
+    assert report.count("  gates + learned gate: ") == 1
     for o in learning.outcomes:
         line = next(line for line in report.splitlines() if line.startswith(o.name + " "))
         assert f"{o.accuracy:.1%}" in line and f"{o.cost_usd:.4f}" in line

@@ -21,6 +21,7 @@ is right, else GPT-4's, priced from the same receipts).
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -122,12 +123,15 @@ class GSM8KLearning:
             for i, (a, b, c) in enumerate(self.folds)
         )
         auc = [t.cv_auc for t in self.trained if t.cv_auc is not None]
-        thresholds = ", ".join(f"{t:.3f}" for t in learned.thresholds)
         return "\n".join(
             [
                 f"Held-out GSM8K questions: {learned.items}, each tested once ({split}).",
-                f"Thresholds picked on each calibration fold ({self.objective.describe()}): "
-                f"{thresholds}.",
+                f"Thresholds picked on each calibration fold ({self.objective.describe()}):",
+                *(
+                    f"  {o.name}: " + ", ".join(map(_threshold_text, o.thresholds))
+                    for o in self.outcomes
+                    if o.thresholds
+                ),
                 "Training cross-validation AUC (out-of-fold, by question): "
                 + ", ".join(f"{a:.3f}" for a in auc)
                 + ".",
@@ -140,6 +144,12 @@ class GSM8KLearning:
                 "knows which answers are right.",
             ]
         )
+
+
+def _threshold_text(at: float) -> str:
+    # No threshold met the objective on that fold's calibration questions: the cascade
+    # escalates every answer the gate scores, the one way left to meet it.
+    return "none met (all escalate)" if math.isinf(at) else f"{at:.3f}"
 
 
 def _items(problems: Sequence[Problem]) -> list[Item]:
