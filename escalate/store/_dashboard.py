@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import contextlib
 import http.server
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from html import escape
 from typing import Any
 
 from escalate._pricing import Price
+from escalate.store._dashboard_learning import learning_sections
+from escalate.store._html import section as _section
+from escalate.store._html import share as _share
+from escalate.store._html import table as _table
+from escalate.store._html import usd as _usd
 from escalate.store._output import summary_lines
 from escalate.store._query import Filters, load
 from escalate.store._report import Report, build_report
@@ -32,7 +36,8 @@ SECTIONS = (
     "reasons",
     "calibration",
 )
-"""The id of every section of the page (a test checks each is there)."""
+"""The id of every section of the page (a test checks each is there); the audits' and the
+adaptive starts' are on it only with such data (``LEARNING_SECTIONS``)."""
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;background:#f6f7f9;
@@ -52,37 +57,6 @@ svg text{font-size:12px;fill:#1d2330}svg .muted{fill:#7a8294}svg .grid{stroke:#e
 svg .band{fill:#3a9d5d;opacity:.15}svg .ceiling{stroke:#d0443e;stroke-dasharray:6 4;
 stroke-width:1.5}svg .rate{fill:none;stroke:#2f6fde;stroke-width:2}svg .dot{fill:#2f6fde}
 """
-
-
-def _usd(value: Decimal | None, digits: int = 6) -> str:
-    return "unknown" if value is None else f"${value:.{digits}f}"
-
-
-def _share(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1%}"
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[object]], *, table_id: str) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    if not rows:
-        rows = [["(none)", *[""] * (len(header) - 1)]]
-    body = "".join(
-        "<tr>"
-        + "".join(
-            f'<td class="n">{escape(str(c))}</td>'
-            if isinstance(c, (int, float)) and not isinstance(c, bool)
-            else f"<td>{escape(str(c))}</td>"
-            for c in row
-        )
-        + "</tr>"
-        for row in rows
-    )
-    return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-
-
-def _section(section_id: str, title: str, *body: str, wide: bool = False) -> str:
-    cls = ' class="wide"' if wide else ""
-    return f'<section id="{section_id}"{cls}><h2>{escape(title)}</h2>{"".join(body)}</section>'
 
 
 def _funnel(report: Report) -> str:
@@ -347,7 +321,8 @@ def render_report(
         f"{report.generated_at.isoformat(timespec='seconds')}</p></header>"
         f'<div class="cards" id="cards">{card_html}</div>'
         f"<main>{_funnel(report)}{_quality(report)}{_rate(report, points, ceiling, drift)}"
-        f"{_paths(report)}{_reasons(report)}{_savings(report)}{_calibration(report)}</main>"
+        f"{_paths(report)}{_reasons(report)}{_savings(report)}{_calibration(report)}"
+        f"{learning_sections(report)}</main>"
         f'<footer class="note" style="padding:0 28px 18px">{summary}</footer></body></html>'
     )
 

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
 
-__all__ = ["Bar", "bars", "rate_line"]
+__all__ = ["Bar", "Interval", "bars", "interval_bars", "rate_line"]
 
 PALETTE = ("#2f6fde", "#e07b39", "#3a9d5d", "#b54a8c", "#7a6bd1", "#c9a227", "#5b8a99")
 
@@ -43,6 +43,67 @@ def bars(items: Sequence[Bar], *, chart_id: str, width: int = 640, row: int = 26
             f'fill="{color}"/>'
             f'<text x="{label_w + w + 6:.1f}" y="{y + row * 0.62:.1f}">'
             f"{escape(bar.text)}</text></g>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A rate in [0, 1] and its interval, drawn as a bar with an error bar."""
+
+    label: str
+    rate: float
+    low: float
+    high: float
+    text: str
+    color: str | None = None
+
+
+def interval_bars(
+    items: Sequence[Interval], *, chart_id: str, width: int = 640, row: int = 26
+) -> str:
+    """Horizontal bars of rates on a 0-100% axis, each with its interval as an error bar
+    (a line from low to high with whiskers), labelled and annotated."""
+    label_w, text_w = 190, 150
+    plot_w = width - label_w - text_w
+    height = max(row * len(items), row) + 24
+
+    def x(rate: float) -> float:
+        return label_w + plot_w * min(max(rate, 0.0), 1.0)
+
+    parts = [
+        f'<svg id="{chart_id}" class="chart" role="img" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">'
+    ]
+    bottom = height - 18
+    for tick in (0.0, 0.5, 1.0):
+        parts.append(
+            f'<line x1="{x(tick):.1f}" x2="{x(tick):.1f}" y1="4" y2="{bottom}" class="grid"/>'
+            f'<text x="{x(tick):.1f}" y="{bottom + 14}" text-anchor="middle" class="muted">'
+            f"{tick:.0%}</text>"
+        )
+    if not items:
+        parts.append(f'<text x="8" y="{row - 8}" class="muted">no data</text>')
+    for i, item in enumerate(items):
+        y = 4 + i * row
+        mid = y + row / 2
+        color = item.color or PALETTE[i % len(PALETTE)]
+        low, high = x(item.low), x(item.high)
+        parts.append(
+            f'<g class="interval"><title>{escape(item.label)}: {escape(item.text)}</title>'
+            f'<text x="{label_w - 8}" y="{y + row * 0.62:.1f}" text-anchor="end">'
+            f"{escape(_short(item.label, 28))}</text>"
+            f'<rect x="{label_w}" y="{y + 5}" width="{max(x(item.rate) - label_w, 1):.1f}" '
+            f'height="{row - 12}" rx="3" fill="{color}" opacity=".55"/>'
+            f'<line class="whisker" x1="{low:.1f}" x2="{high:.1f}" y1="{mid:.1f}" '
+            f'y2="{mid:.1f}" stroke="#1d2330" stroke-width="1.5"/>'
+            f'<line x1="{low:.1f}" x2="{low:.1f}" y1="{mid - 5:.1f}" y2="{mid + 5:.1f}" '
+            'stroke="#1d2330" stroke-width="1.5"/>'
+            f'<line x1="{high:.1f}" x2="{high:.1f}" y1="{mid - 5:.1f}" y2="{mid + 5:.1f}" '
+            'stroke="#1d2330" stroke-width="1.5"/>'
+            f'<text x="{label_w + plot_w + 8}" y="{y + row * 0.62:.1f}">'
+            f"{escape(item.text)}</text></g>"
         )
     parts.append("</svg>")
     return "".join(parts)
