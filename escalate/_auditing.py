@@ -29,7 +29,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from escalate._audit import AuditPlan, compare, key_of
@@ -96,15 +95,8 @@ def _over_budget(due: Due, ledger: Ledger) -> bool:
     budget = due.call.budget_usd if due.call.budget_usd is not None else due.plan.budget_usd
     if budget is None:
         return False
-    spent = ledger.spent()
-    last = ledger.attempts[-1] if ledger.attempts else None
     tier = due.plan.tiers[due.tier]
-    projected = Decimal(0)
-    if last is not None:
-        estimate = tier.deployments[0].estimate_cost(
-            last.input_tokens or 0, last.output_tokens or 0
-        )
-        projected = estimate or Decimal(0)
+    spent, projected = ledger.spent(), ledger.projected(tier)
     if spent + projected <= budget:
         return False
     ledger.notes.append(

@@ -149,14 +149,7 @@ class Runner:
                 "very event loop (a tier given a ready async client): "
                 "await escalate.audits_aflush() instead"
             )
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._settled:
-            while self.pending > 0:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return False
-                self._settled.wait(0.1 if left is None else min(left, 0.1))
-        return True
+        return self._flush_others(timeout)
 
     def _mine(self) -> list[asyncio.Task[None]]:
         """The pending tasks of :meth:`submit_here` on the running loop, if any."""

@@ -127,14 +127,7 @@ def _over_budget(ledger: Ledger, tier: EngineTier, budget: Decimal) -> bool:
     """Would one more request, on ``tier``, pass the budget? Projected from the last
     attempt's tokens at the next tier's price; when that price is unknown, only what was
     already spent counts."""
-    spent = ledger.spent()
-    projected = Decimal(0)
-    last = ledger.attempts[-1] if ledger.attempts else None
-    if last is not None:
-        estimate = tier.deployments[0].estimate_cost(
-            last.input_tokens or 0, last.output_tokens or 0
-        )
-        projected = estimate or Decimal(0)
+    spent, projected = ledger.spent(), ledger.projected(tier)
     if spent + projected <= budget:
         return False
     ledger.notes.append(

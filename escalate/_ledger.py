@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from escalate._breaker import Change, Refusal
 from escalate._outcomes import Failed, TierCall
-from escalate._plan import Backend, CallInfo, Plan
+from escalate._plan import Backend, CallInfo, EngineTier, Plan
 from escalate._receipt import Attempt, AuditVerdict, CallOutcome, Move, Purpose, Receipt, Route
 from escalate._self_escalation import SelfEscalated
 from escalate.events import (
@@ -185,6 +185,17 @@ class Ledger:
 
     def spent(self) -> Decimal:
         return sum((a.cost_usd for a in self.attempts if a.cost_usd is not None), Decimal(0))
+
+    def projected(self, tier: EngineTier) -> Decimal:
+        """What one more request on ``tier`` would cost: the last attempt's tokens at the
+        tier's price; 0 when there is no attempt yet or the price is unknown."""
+        last = self.attempts[-1] if self.attempts else None
+        if last is None:
+            return Decimal(0)
+        estimate = tier.deployments[0].estimate_cost(
+            last.input_tokens or 0, last.output_tokens or 0
+        )
+        return estimate or Decimal(0)
 
     # --- events ------------------------------------------------------------------------
 

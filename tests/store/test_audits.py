@@ -56,15 +56,9 @@ def stored(url: str) -> list[Receipt]:
         store.close()
 
 
-def test_false_pass_rates_with_wilson_intervals_in_the_report(
-    build: Any,
-    server: ProviderServer,
-    openai_tier: Any,
-    store_url: str,
-    use_store: Callable[..., None],
-) -> None:
-    use_store(store_url)
-    # Ten answers pass on the cheap tier; the audits: 6 agree, 3 disagree, 1 fails.
+def ten_audited_calls(build: Any, server: ProviderServer, openai_tier: Any) -> list[Receipt]:
+    """Ten answers that pass on the cheap tier, each audited: 6 audits agree, 3 disagree,
+    1 fails (no verdict). The receipts, in call order."""
     server.respond(CHEAP, lambda request: Reply(data={"customer": "ACME", "total": 1}))
     audits = [Reply(data={"customer": "ACME", "total": 1})] * 6
     audits += [Reply(data={"customer": "ACME", "total": 2})] * 3 + [Fault(500)]
@@ -75,7 +69,18 @@ def test_false_pass_rates_with_wilson_intervals_in_the_report(
         gates=[min_length("customer", 2)],
         audit=Audit(share=1.0, key="total"),
     )
-    receipts = [receipt_of(extract(f"doc {i}")) for i in range(10)]
+    return [receipt_of(extract(f"doc {i}")) for i in range(10)]
+
+
+def test_false_pass_rates_with_wilson_intervals_in_the_report(
+    build: Any,
+    server: ProviderServer,
+    openai_tier: Any,
+    store_url: str,
+    use_store: Callable[..., None],
+) -> None:
+    use_store(store_url)
+    receipts = ten_audited_calls(build, server, openai_tier)
     assert escalate.flush(timeout=30)
 
     report = build_report(Store(store_url))

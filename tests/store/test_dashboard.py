@@ -23,16 +23,15 @@ from typing import Any
 import pytest
 
 import escalate
-from escalate import AdaptiveStart, Audit, receipt_of
+from escalate import AdaptiveStart, Audit
 from escalate.cli import main
 from escalate.demo import run_demo
-from escalate.gates import min_length
 from escalate.store import Store, build_report
 from escalate.store._dashboard import SECTIONS, _timeline, render_dashboard
 from escalate.store._dashboard_learning import LEARNING_SECTIONS
 from escalate.store._query import Filters
-from escalate.testing._server import Fault, ProviderServer, Reply
-from tests.store.test_audits import CHEAP, STRONG, Invoice, tiers
+from escalate.testing._server import ProviderServer
+from tests.store.test_audits import ten_audited_calls, tiers
 from tests.store.test_store import make_solver
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -187,19 +186,8 @@ def test_the_audits_false_passes_with_their_intervals_and_cost(
     use_store: Callable[..., None],
 ) -> None:
     use_store(store_url)
-    # As in test_audits: ten answers pass on the cheap tier; 6 audits agree, 3 disagree,
-    # 1 fails (no verdict).
-    server.respond(CHEAP, lambda request: Reply(data={"customer": "ACME", "total": 1}))
-    audits = [Reply(data={"customer": "ACME", "total": 1})] * 6
-    audits += [Reply(data={"customer": "ACME", "total": 2})] * 3 + [Fault(500)]
-    server.script(STRONG, *audits)
-    extract = build(
-        tiers=tiers(openai_tier),
-        response_model=Invoice,
-        gates=[min_length("customer", 2)],
-        audit=Audit(share=1.0, key="total"),
-    )
-    receipts = [receipt_of(extract(f"doc {i}")) for i in range(10)]
+    # 6 audits agree, 3 disagree, 1 fails (no verdict)
+    receipts = ten_audited_calls(build, server, openai_tier)
     assert escalate.flush(timeout=30)
     store = Store(store_url)
     cost = build_report(store).audits.known_cost_usd
