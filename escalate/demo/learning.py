@@ -156,16 +156,29 @@ def _items(problems: Sequence[Problem]) -> list[Item]:
     return [Item(args=(p.question,), expected=p.gold, id=str(p.index)) for p in problems]
 
 
-def _examples(server: ProviderServer, problems: Sequence[Problem]) -> dict[int, Example]:
-    """Mixtral's answer to each question through the real SDK path, labelled by the gold
-    answer: the training data, as a user would gather it from an evaluation set."""
-    alone = build_solver([cheap_tier(server, gates=())])
+def _alone(
+    server: ProviderServer, problems: Sequence[Problem], outcomes: dict[str, Outcome]
+) -> dict[int, Example]:
+    """Each model alone on every question, once, through the real SDK path: the rows of
+    Mixtral alone, GPT-4 alone and the perfect cascade (Mixtral's answer where it is right,
+    else GPT-4's, priced from the same receipts), and the training data: Mixtral's answers
+    labelled by the gold answers, as a user would gather them from an evaluation set."""
+    cheap = build_solver([cheap_tier(server, gates=())])
+    strong = build_solver([strong_tier(server)])
     examples = {}
     for problem in problems:
-        solution = alone(problem.question)
+        first, second = cheap(problem.question), strong(problem.question)
+        right, strong_right = first.answer == problem.gold, second.answer == problem.gold
+        cost, strong_cost = receipt_of(first).known_cost_usd, receipt_of(second).known_cost_usd
+        outcomes["Mixtral alone"].add(1, int(right), 0, cost)
+        outcomes["GPT-4 alone"].add(1, int(strong_right), 0, strong_cost)
+        if right:
+            outcomes["perfect cascade"].add(1, 1, 0, cost)
+        else:
+            outcomes["perfect cascade"].add(1, int(strong_right), 1, cost + strong_cost)
         example = example_of(
-            receipt_of(solution),
-            label=solution.answer == problem.gold,
+            receipt_of(first),
+            label=right,
             prompt=few_shot_prompt(problem.question),
             group=str(problem.index),
         )
@@ -205,21 +218,6 @@ def _held_out(
     _measure(solver(at), test, into)
 
 
-def _perfect(server: ProviderServer, problems: Sequence[Problem], into: Outcome) -> None:
-    """Mixtral's answer where it is right, else GPT-4's: priced from their receipts."""
-    cheap = build_solver([cheap_tier(server, gates=())])
-    strong = build_solver([strong_tier(server)])
-    for problem in problems:
-        first = cheap(problem.question)
-        cost = receipt_of(first).known_cost_usd
-        if first.answer == problem.gold:
-            into.add(1, 1, 0, cost)
-            continue
-        second = strong(problem.question)
-        cost += receipt_of(second).known_cost_usd
-        into.add(1, int(second.answer == problem.gold), 1, cost)
-
-
 def learn_gsm8k(
     *,
     folds: int = 5,
@@ -250,14 +248,11 @@ def learn_gsm8k(
     splits, trained_all = [], []
     with ProviderServer() as server:
         serve_recorded(server, problems)
-        say("Mixtral's answers, labelled by the gold answers")
-        examples = _examples(server, problems)
-        _measure(build_solver([cheap_tier(server, gates=())]), problems, outcomes[names[0]])
-        _measure(build_solver([strong_tier(server)]), problems, outcomes[names[1]])
+        say("each model alone; Mixtral's answers labelled by the gold answers")
+        examples = _alone(server, problems, outcomes)
         _measure(
             build_solver([cheap_tier(server), strong_tier(server)]), problems, outcomes[names[2]]
         )
-        _perfect(server, problems, outcomes[names[5]])
         for fold in range(folds):
             test = [p for p in problems if fold_of[p.index] == fold]
             calibration = [p for p in problems if fold_of[p.index] == (fold + 1) % folds]
